@@ -1,0 +1,204 @@
+// bindings.cpp — the only file of netmod that includes pybind11.
+//
+// Each binding reads shapes and pointers from NumPy arrays the Python layer
+// has already validated and made contiguous (int64 / float64), allocates the
+// outputs, and runs the pure C++ work inside a gil_scoped_release block.
+// std::invalid_argument surfaces as ValueError, std::runtime_error as
+// RuntimeError (pybind11's standard translation).
+#include "operators.hpp"
+#include "spectral.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+using netmod::Index;
+
+namespace {
+
+using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using I64 = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+void require_1d(const py::array& a, const char* name) {
+    if (a.ndim() != 1)
+        throw std::invalid_argument(std::string(name) + " must be 1-D, got " +
+                                    std::to_string(a.ndim()) + "-D");
+}
+
+struct Csr {
+    I64 indptr, indices;
+    F64 data;
+    Index n;
+    netmod::CsrGraph graph() const {
+        return netmod::CsrGraph(n, indptr.data(), indices.data(), data.data(), data.shape(0));
+    }
+};
+
+Csr make_csr(I64 indptr, I64 indices, F64 data) {
+    require_1d(indptr, "indptr");
+    require_1d(indices, "indices");
+    require_1d(data, "data");
+    if (indptr.shape(0) < 1) throw std::invalid_argument("indptr must have at least one entry");
+    if (indices.shape(0) != data.shape(0))
+        throw std::invalid_argument("indices and data must have the same length, got " +
+                                    std::to_string(indices.shape(0)) + " and " +
+                                    std::to_string(data.shape(0)));
+    const Index n = indptr.shape(0) - 1;
+    return Csr{std::move(indptr), std::move(indices), std::move(data), n};
+}
+
+struct Layers {
+    std::vector<F64> arrays;
+    std::vector<netmod::LayerView> views;
+};
+
+Layers make_layers(const std::vector<F64>& weights) {
+    Layers out;
+    out.arrays = weights;
+    for (std::size_t l = 0; l < out.arrays.size(); ++l) {
+        const F64& w = out.arrays[l];
+        if (w.ndim() != 2)
+            throw std::invalid_argument("weights[" + std::to_string(l) + "] must be 2-D, got " +
+                                        std::to_string(w.ndim()) + "-D");
+        out.views.push_back({w.shape(0), w.shape(1), w.data()});
+    }
+    return out;
+}
+
+const Index* checked_labels(const I64& labels, Index n, Index& k) {
+    require_1d(labels, "labels");
+    if (labels.shape(0) != n)
+        throw std::invalid_argument("labels must have one entry per node (" + std::to_string(n) +
+                                    "), got " + std::to_string(labels.shape(0)));
+    const Index* p = labels.data();
+    k = 0;
+    for (Index i = 0; i < n; ++i) {
+        if (p[i] < -1) throw std::invalid_argument("labels must be >= -1, got " + std::to_string(p[i]));
+        if (p[i] + 1 > k) k = p[i] + 1;
+    }
+    if (k > n) throw std::invalid_argument("labels must be < the number of nodes; compact them first");
+    return p;
+}
+
+netmod::SpectralOptions make_options(Index n_clusters, bool cluster, int n_init, double tol,
+                                     std::uint64_t seed, int n_threads, int block_size,
+                                     int max_basis, int max_restarts) {
+    netmod::SpectralOptions o;
+    o.n_clusters = n_clusters;
+    o.cluster = cluster;
+    o.lanczos.tol = tol;
+    o.lanczos.block_size = block_size;
+    o.lanczos.max_basis = max_basis;
+    o.lanczos.max_restarts = max_restarts;
+    o.lanczos.seed = netmod::derive_seed(seed, 0xE16E);
+    o.kmeans.n_init = n_init;
+    o.kmeans.seed = netmod::derive_seed(seed, 0xC1u);
+    o.kmeans.n_threads = n_threads;
+    if (n_init < 1) throw std::invalid_argument("n_init must be >= 1, got " + std::to_string(n_init));
+    if (!(tol > 0.0)) throw std::invalid_argument("tol must be > 0");
+    return o;
+}
+
+template <class G>
+py::dict run_spectral(const G& g, const netmod::SpectralOptions& o) {
+    netmod::SpectralResult r;
+    {
+        py::gil_scoped_release release;
+        r = netmod::spectral(g, o);
+    }
+    const Index n = g.n_nodes(), k = o.n_clusters;
+    py::array_t<std::int64_t> labels(r.labels.size());
+    if (!r.labels.empty())
+        std::memcpy(labels.mutable_data(), r.labels.data(), r.labels.size() * sizeof(Index));
+    py::array_t<double> eig(k);
+    std::memcpy(eig.mutable_data(), r.eigenvalues.data(), k * sizeof(double));
+    py::array_t<double> vec({n, k});
+    auto v = vec.mutable_unchecked<2>();
+    for (Index i = 0; i < n; ++i)
+        for (Index j = 0; j < k; ++j) v(i, j) = r.vectors(i, j);
+    py::array_t<bool> kept(n);
+    auto kp = kept.mutable_unchecked<1>();
+    for (Index i = 0; i < n; ++i) kp(i) = r.kept[i] != 0;
+    py::dict d;
+    d["labels"] = labels;
+    d["eigenvalues"] = eig;
+    d["vectors"] = vec;
+    d["kept"] = kept;
+    d["ncut"] = r.ncut;
+    d["inertia"] = r.inertia;
+    d["n_components"] = r.n_components;
+    d["n_matvec"] = r.n_matvec;
+    d["n_restarts"] = r.n_restarts;
+    d["max_residual"] = r.max_residual;
+    d["solver"] = r.solver;
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "netmod's native kernel (private): n-cut, Lanczos, k-means, spectral clustering.";
+
+    m.def(
+        "ncut_csr",
+        [](I64 indptr, I64 indices, F64 data, I64 labels) {
+            const Csr c = make_csr(std::move(indptr), std::move(indices), std::move(data));
+            Index k = 0;
+            const Index* lab = checked_labels(labels, c.n, k);
+            py::gil_scoped_release release;
+            return c.graph().ncut(lab, k);
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("labels"),
+        "n-cut of a labelling (-1 = excluded, only on zero-degree nodes) of a symmetric CSR graph.");
+
+    m.def(
+        "ncut_layers",
+        [](const std::vector<F64>& weights, I64 labels) {
+            const Layers ls = make_layers(weights);
+            const netmod::LayeredGraph g(ls.views);
+            Index k = 0;
+            const Index* lab = checked_labels(labels, g.n_nodes(), k);
+            py::gil_scoped_release release;
+            return g.ncut(lab, k);
+        },
+        py::arg("weights"), py::arg("labels"),
+        "n-cut of a labelling of the layered graph of (in, out) weight blocks (|w| used).");
+
+    m.def(
+        "spectral_csr",
+        [](I64 indptr, I64 indices, F64 data, Index n_clusters, bool cluster, int n_init,
+           double tol, std::uint64_t seed, int n_threads, int block_size, int max_basis,
+           int max_restarts) {
+            const Csr c = make_csr(std::move(indptr), std::move(indices), std::move(data));
+            const auto o = make_options(n_clusters, cluster, n_init, tol, seed, n_threads,
+                                        block_size, max_basis, max_restarts);
+            return run_spectral(c.graph(), o);
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::kw_only(),
+        py::arg("n_clusters"), py::arg("cluster") = true, py::arg("n_init") = 10,
+        py::arg("tol") = 1e-8, py::arg("seed") = 0, py::arg("n_threads") = 1,
+        py::arg("block_size") = 0, py::arg("max_basis") = 0, py::arg("max_restarts") = 2000,
+        "Spectral clustering of a symmetric CSR graph; returns a dict of arrays.");
+
+    m.def(
+        "spectral_layers",
+        [](const std::vector<F64>& weights, Index n_clusters, bool cluster, int n_init,
+           double tol, std::uint64_t seed, int n_threads, int block_size, int max_basis,
+           int max_restarts) {
+            const Layers ls = make_layers(weights);
+            const netmod::LayeredGraph g(ls.views);
+            const auto o = make_options(n_clusters, cluster, n_init, tol, seed, n_threads,
+                                        block_size, max_basis, max_restarts);
+            return run_spectral(g, o);
+        },
+        py::arg("weights"), py::kw_only(), py::arg("n_clusters"), py::arg("cluster") = true,
+        py::arg("n_init") = 10, py::arg("tol") = 1e-8, py::arg("seed") = 0,
+        py::arg("n_threads") = 1, py::arg("block_size") = 0, py::arg("max_basis") = 0,
+        py::arg("max_restarts") = 2000,
+        "Spectral clustering of the layered graph of (in, out) weight blocks (|w| used).");
+}

@@ -1,0 +1,433 @@
+// operators.hpp — neuron graphs and their normalised adjacency operators.
+//
+// Contract
+// - CsrGraph: n nodes, CSR arrays (int64 indptr[n+1], int64 indices[nnz],
+//   float64 data[nnz]) of a symmetric adjacency with non-negative finite
+//   weights. The arrays are borrowed, not copied: they must outlive the object.
+//   Symmetry is the caller's job (the Python layer checks it); the index ranges,
+//   signs and finiteness are checked here (std::invalid_argument).
+// - LayeredGraph: a chain of dense row-major weight blocks W_l of shape
+//   (n_l, n_{l+1}) = (in, out), signed; the edge weight is |W_l[i, j]|. Node
+//   order: layer 0 first, units in index order. Borrowed as above.
+// - Both give the weighted degree of every node, visit every undirected edge
+//   once (for_each_edge), compute the n-cut of a labelling in one O(nnz) pass,
+//   and build the operator N = D^-1/2 A D^-1/2 restricted to the nodes with
+//   non-zero degree (Compaction), as an `Operator` applying N to an n x p block.
+// - The layered operator keeps the block structure: a dense block is a GEMM,
+//   a sparse one (density below kDenseThreshold after compaction) a CSR
+//   product; both directions (W and W^T) come from the same storage.
+// Complexity: construction O(nnz); apply O(nnz * p).
+// Thread safety: all methods are const after construction; `apply` may be
+// called concurrently on one operator with different output blocks.
+#pragma once
+
+#include <Eigen/Core>
+#include "kernels.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace netmod {
+
+using Index = std::int64_t;
+using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Fraction of non-zeros above which a layer block is stored dense.
+constexpr double kDenseThreshold = 0.25;
+
+// The nodes with non-zero degree, renumbered 0..n_kept-1 in node order.
+struct Compaction {
+    std::vector<Index> compact_of;  // node -> compact index, or -1
+    std::vector<Index> node_of;     // compact index -> node
+    std::vector<double> degree;     // degree of every node (all n)
+    std::vector<double> inv_sqrt;   // 1/sqrt(degree) per compact node
+
+    explicit Compaction(std::vector<double> deg) : degree(std::move(deg)) {
+        const Index n = static_cast<Index>(degree.size());
+        compact_of.assign(n, -1);
+        for (Index i = 0; i < n; ++i) {
+            if (degree[i] > 0.0) {
+                compact_of[i] = static_cast<Index>(node_of.size());
+                node_of.push_back(i);
+                inv_sqrt.push_back(1.0 / std::sqrt(degree[i]));
+            }
+        }
+    }
+    Index size() const { return static_cast<Index>(node_of.size()); }
+};
+
+class Operator {
+public:
+    virtual ~Operator() = default;
+    virtual Index dim() const = 0;
+    // Y = N X for a row-major n_kept x p block X.
+    virtual void apply(const RowMat& X, RowMat& Y) const = 0;
+};
+
+class CsrOperator final : public Operator {
+public:
+    CsrOperator(std::vector<Index> indptr, std::vector<Index> indices, std::vector<double> val)
+        : indptr_(std::move(indptr)), indices_(std::move(indices)), val_(std::move(val)) {}
+    Index dim() const override { return static_cast<Index>(indptr_.size()) - 1; }
+    void apply(const RowMat& X, RowMat& Y) const override {
+        Y.setZero(X.rows(), X.cols());
+        kernels::csr_rows(indptr_.data(), indices_.data(), val_.data(), dim(), X.data(), Y.data(),
+                          X.cols());
+    }
+
+private:
+    std::vector<Index> indptr_, indices_;
+    std::vector<double> val_;
+};
+
+class CsrGraph {
+public:
+    CsrGraph(Index n, const Index* indptr, const Index* indices, const double* data, Index nnz)
+        : n_(n), indptr_(indptr), indices_(indices), data_(data) {
+        if (n < 0) throw std::invalid_argument("graph: negative number of nodes");
+        if (indptr[0] != 0 || indptr[n] != nnz)
+            throw std::invalid_argument("graph: indptr must start at 0 and end at nnz (" +
+                                        std::to_string(nnz) + ")");
+        for (Index i = 0; i < n; ++i) {
+            if (indptr[i + 1] < indptr[i])
+                throw std::invalid_argument("graph: indptr must be non-decreasing");
+        }
+        for (Index e = 0; e < nnz; ++e) {
+            if (indices[e] < 0 || indices[e] >= n)
+                throw std::invalid_argument("graph: column index " + std::to_string(indices[e]) +
+                                            " out of range [0, " + std::to_string(n) + ")");
+            if (!(data[e] >= 0.0) || !std::isfinite(data[e]))
+                throw std::invalid_argument("graph: weights must be finite and non-negative");
+        }
+    }
+
+    Index n_nodes() const { return n_; }
+
+    std::vector<double> degrees() const {
+        std::vector<double> d(n_, 0.0);
+        for (Index i = 0; i < n_; ++i)
+            for (Index e = indptr_[i]; e < indptr_[i + 1]; ++e) d[i] += data_[e];
+        return d;
+    }
+
+    // Each undirected edge once (i <= j); the symmetric twin is skipped.
+    template <class F>
+    void for_each_edge(F&& f) const {
+        for (Index i = 0; i < n_; ++i)
+            for (Index e = indptr_[i]; e < indptr_[i + 1]; ++e)
+                if (indices_[e] >= i && data_[e] != 0.0) f(i, indices_[e], data_[e]);
+    }
+
+    // labels in [-1, k); every stored entry is one direction of an edge, so
+    // each end accounts for its own side.
+    double ncut(const Index* labels, Index k) const {
+        std::vector<double> cut(k, 0.0), vol(k, 0.0);
+        for (Index i = 0; i < n_; ++i) {
+            const Index a = labels[i];
+            for (Index e = indptr_[i]; e < indptr_[i + 1]; ++e) {
+                const double w = data_[e];
+                if (w == 0.0) continue;
+                if (a < 0)
+                    throw std::invalid_argument("labels: -1 on node " + std::to_string(i) +
+                                                " which has edges");
+                vol[a] += w;
+                if (labels[indices_[e]] != a) cut[a] += w;
+            }
+        }
+        return sum_ratios(cut, vol);
+    }
+
+    std::unique_ptr<Operator> normalized(const Compaction& c) const {
+        std::vector<Index> indptr(1, 0), indices;
+        std::vector<double> val;
+        for (Index i = 0; i < n_; ++i) {
+            const Index ci = c.compact_of[i];
+            if (ci < 0) continue;
+            for (Index e = indptr_[i]; e < indptr_[i + 1]; ++e) {
+                const Index cj = c.compact_of[indices_[e]];
+                if (data_[e] == 0.0 || cj < 0) continue;
+                indices.push_back(cj);
+                val.push_back(data_[e] * c.inv_sqrt[ci] * c.inv_sqrt[cj]);
+            }
+            indptr.push_back(static_cast<Index>(indices.size()));
+        }
+        return std::make_unique<CsrOperator>(std::move(indptr), std::move(indices), std::move(val));
+    }
+
+    static double sum_ratios(const std::vector<double>& cut, const std::vector<double>& vol) {
+        double total = 0.0;
+        for (std::size_t c = 0; c < cut.size(); ++c)
+            if (vol[c] > 0.0) total += cut[c] / vol[c];
+        return total;
+    }
+
+private:
+    Index n_;
+    const Index* indptr_;
+    const Index* indices_;
+    const double* data_;
+};
+
+struct LayerView {
+    Index rows;
+    Index cols;
+    const double* data;  // row-major rows x cols, signed
+};
+
+class LayeredOperator final : public Operator {
+public:
+    // One weight block between consecutive layers, already scaled by
+    // D^-1/2 on both sides: dense row-major, or CSR when sparse.
+    // One weight block between consecutive layers, already scaled by
+    // D^-1/2 on both sides, stored twice (B and B^T) so that both directions
+    // run the row kernel, which is about twice as fast as a scatter.
+    struct Half {
+        bool dense = true;
+        Index rows = 0, cols = 0;
+        std::vector<double> d;  // dense row-major
+        std::vector<Index> indptr, indices;
+        std::vector<double> val;
+
+        void product(const double* X, double* Y, Index p) const {
+            if (dense) kernels::dense_rows(d.data(), rows, cols, X, Y, p);
+            else kernels::csr_rows(indptr.data(), indices.data(), val.data(), rows, X, Y, p);
+        }
+    };
+    struct Block {
+        Half fwd;  // rows = inputs (layer l), cols = outputs (layer l+1)
+        Half bwd;  // the transpose
+        void rows_product(const double* X, double* Y, Index p) const { fwd.product(X, Y, p); }
+        void cols_product(const double* X, double* Y, Index p) const { bwd.product(X, Y, p); }
+    };
+    LayeredOperator(std::vector<Block> blocks, std::vector<Index> offsets, std::vector<Index> sizes)
+        : blocks_(std::move(blocks)), off_(std::move(offsets)), size_(std::move(sizes)) {}
+
+    Index dim() const override { return off_.back() + size_.back(); }
+    Index n_layers() const { return static_cast<Index>(size_.size()); }
+    Index offset(Index l) const { return off_[l]; }
+    Index size(Index l) const { return size_[l]; }
+
+    void apply(const RowMat& X, RowMat& Y) const override {
+        const Index p = X.cols();
+        Y.setZero(X.rows(), p);
+        for (std::size_t l = 0; l < blocks_.size(); ++l) {
+            blocks_[l].rows_product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p);
+            blocks_[l].cols_product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p);
+        }
+    }
+
+    // Y[layers of parity 1-from] = N X, reading X only on layers of parity
+    // `from`: one half of the bipartite product, each block used once.
+    // Rows of Y on layers of parity `from` are left as they are.
+    void apply_from(int from, const RowMat& X, RowMat& Y) const {
+        const Index p = X.cols();
+        for (std::size_t l = 0; l < size_.size(); ++l)
+            if (static_cast<int>(l % 2) != from) Y.middleRows(off_[l], size_[l]).setZero();
+        for (std::size_t l = 0; l < blocks_.size(); ++l) {
+            if (static_cast<int>(l % 2) == from)
+                blocks_[l].cols_product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p);
+            else
+                blocks_[l].rows_product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p);
+        }
+    }
+
+private:
+    std::vector<Block> blocks_;
+    std::vector<Index> off_;
+    std::vector<Index> size_;
+};
+
+// The bipartite square B^T B of a layered operator on the nodes of the layers
+// of one parity (the "side"): N = [[0, B], [B^T, 0]] so N^2 restricted to a
+// side has the squared eigenvalues of N and the same eigenvectors there. Its
+// wanted eigenvalues are far better separated relative to the spectrum than
+// N's, and its vectors are shorter.
+class SideSquareOperator final : public Operator {
+public:
+    SideSquareOperator(const LayeredOperator& op, int side) : op_(op), side_(side) {
+        for (Index l = side; l < op.n_layers(); l += 2) dim_ += op.size(l);
+    }
+    Index dim() const override { return dim_; }
+
+    // Side vectors (dim x p) <-> full vectors (n x p), zeros off the side.
+    void scatter(const RowMat& Xs, RowMat& X) const {
+        X.setZero(op_.dim(), Xs.cols());
+        Index r = 0;
+        for (Index l = side_; l < op_.n_layers(); l += 2) {
+            X.middleRows(op_.offset(l), op_.size(l)) = Xs.middleRows(r, op_.size(l));
+            r += op_.size(l);
+        }
+    }
+    void gather(const RowMat& X, RowMat& Xs) const {
+        Xs.resize(dim_, X.cols());
+        Index r = 0;
+        for (Index l = side_; l < op_.n_layers(); l += 2) {
+            Xs.middleRows(r, op_.size(l)) = X.middleRows(op_.offset(l), op_.size(l));
+            r += op_.size(l);
+        }
+    }
+    void apply(const RowMat& Xs, RowMat& Ys) const override {
+        RowMat X, T(op_.dim(), Xs.cols()), Y(op_.dim(), Xs.cols());
+        scatter(Xs, X);
+        op_.apply_from(side_, X, T);
+        op_.apply_from(1 - side_, T, Y);
+        gather(Y, Ys);
+    }
+
+private:
+    const LayeredOperator& op_;
+    int side_;
+    Index dim_ = 0;
+};
+
+class LayeredGraph {
+public:
+    explicit LayeredGraph(std::vector<LayerView> layers) : layers_(std::move(layers)) {
+        if (layers_.empty()) throw std::invalid_argument("weights: need at least one layer");
+        sizes_.push_back(layers_[0].rows);
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const LayerView& w = layers_[l];
+            if (w.rows < 0 || w.cols < 0) throw std::invalid_argument("weights: negative shape");
+            if (w.rows != sizes_.back())
+                throw std::invalid_argument("weights: layer " + std::to_string(l) + " has " +
+                                            std::to_string(w.rows) + " inputs but layer " +
+                                            std::to_string(l == 0 ? 0 : l - 1) + " has " +
+                                            std::to_string(sizes_.back()) + " outputs");
+            sizes_.push_back(w.cols);
+            const Index m = w.rows * w.cols;
+            for (Index e = 0; e < m; ++e)
+                if (!std::isfinite(w.data[e]))
+                    throw std::invalid_argument("weights: layer " + std::to_string(l) +
+                                                " has a NaN or infinite weight");
+        }
+        offsets_.push_back(0);
+        for (std::size_t l = 0; l + 1 < sizes_.size(); ++l)
+            offsets_.push_back(offsets_.back() + sizes_[l]);
+    }
+
+    Index n_nodes() const { return offsets_.back() + sizes_.back(); }
+    const std::vector<Index>& sizes() const { return sizes_; }
+    const std::vector<Index>& offsets() const { return offsets_; }
+
+    std::vector<double> degrees() const {
+        std::vector<double> d(n_nodes(), 0.0);
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const LayerView& w = layers_[l];
+            double* din = d.data() + offsets_[l];
+            double* dout = d.data() + offsets_[l + 1];
+            for (Index i = 0; i < w.rows; ++i) {
+                const double* row = w.data + i * w.cols;
+                double s = 0.0;
+                for (Index j = 0; j < w.cols; ++j) {
+                    const double a = std::fabs(row[j]);
+                    s += a;
+                    dout[j] += a;
+                }
+                din[i] += s;
+            }
+        }
+        return d;
+    }
+
+    template <class F>
+    void for_each_edge(F&& f) const {
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const LayerView& w = layers_[l];
+            for (Index i = 0; i < w.rows; ++i) {
+                const double* row = w.data + i * w.cols;
+                for (Index j = 0; j < w.cols; ++j)
+                    if (row[j] != 0.0)
+                        f(offsets_[l] + i, offsets_[l + 1] + j, std::fabs(row[j]));
+            }
+        }
+    }
+
+    double ncut(const Index* labels, Index k) const {
+        std::vector<double> cut(k, 0.0), vol(k, 0.0);
+        for_each_edge([&](Index i, Index j, double w) {
+            const Index a = labels[i], b = labels[j];
+            if (a < 0 || b < 0)
+                throw std::invalid_argument("labels: -1 on node " + std::to_string(a < 0 ? i : j) +
+                                            " which has edges");
+            vol[a] += w;
+            vol[b] += w;
+            if (a != b) {
+                cut[a] += w;
+                cut[b] += w;
+            }
+        });
+        return CsrGraph::sum_ratios(cut, vol);
+    }
+
+    std::unique_ptr<Operator> normalized(const Compaction& c) const { return layered(c); }
+
+    std::unique_ptr<LayeredOperator> layered(const Compaction& c) const {
+        const std::size_t L = layers_.size();
+        std::vector<Index> csize(L + 1, 0), coff(L + 1, 0);
+        std::vector<std::vector<Index>> kept(L + 1);
+        for (std::size_t l = 0; l <= L; ++l) {
+            for (Index u = 0; u < sizes_[l]; ++u)
+                if (c.compact_of[offsets_[l] + u] >= 0) kept[l].push_back(u);
+            csize[l] = static_cast<Index>(kept[l].size());
+            if (l > 0) coff[l] = coff[l - 1] + csize[l - 1];
+        }
+        std::vector<LayeredOperator::Block> blocks(L);
+        for (std::size_t l = 0; l < L; ++l) {
+            const LayerView& w = layers_[l];
+            const Index r = csize[l], q = csize[l + 1];
+            Index nnz = 0;
+            for (Index a = 0; a < r; ++a) {
+                const double* row = w.data + kept[l][a] * w.cols;
+                for (Index b = 0; b < q; ++b) nnz += row[kept[l + 1][b]] != 0.0;
+            }
+            const double* sin = c.inv_sqrt.data() + coff[l];
+            const double* sout = c.inv_sqrt.data() + coff[l + 1];
+            const bool dense = static_cast<double>(nnz) >= kDenseThreshold * static_cast<double>(r * q);
+            auto value = [&](Index a, Index b) {
+                return std::fabs(w.data[kept[l][a] * w.cols + kept[l + 1][b]]) * sin[a] * sout[b];
+            };
+            fill_half(blocks[l].fwd, dense, r, q, nnz, [&](Index a, Index b) { return value(a, b); });
+            fill_half(blocks[l].bwd, dense, q, r, nnz, [&](Index b, Index a) { return value(a, b); });
+        }
+        return std::make_unique<LayeredOperator>(std::move(blocks), std::move(coff), std::move(csize));
+    }
+
+private:
+    template <class V>
+    static void fill_half(LayeredOperator::Half& h, bool dense, Index rows, Index cols, Index nnz,
+                          V&& value) {
+        h.dense = dense;
+        h.rows = rows;
+        h.cols = cols;
+        if (dense) {
+            h.d.resize(static_cast<std::size_t>(rows * cols));
+            for (Index a = 0; a < rows; ++a)
+                for (Index b = 0; b < cols; ++b) h.d[a * cols + b] = value(a, b);
+            return;
+        }
+        h.indptr.assign(1, 0);
+        h.indices.reserve(nnz);
+        h.val.reserve(nnz);
+        for (Index a = 0; a < rows; ++a) {
+            for (Index b = 0; b < cols; ++b) {
+                const double v = value(a, b);
+                if (v != 0.0) {
+                    h.indices.push_back(b);
+                    h.val.push_back(v);
+                }
+            }
+            h.indptr.push_back(static_cast<Index>(h.indices.size()));
+        }
+    }
+
+    std::vector<LayerView> layers_;
+    std::vector<Index> sizes_;
+    std::vector<Index> offsets_;
+};
+
+}  // namespace netmod

@@ -1,0 +1,221 @@
+// spectral.hpp — normalised spectral clustering of a graph (CsrGraph or
+// LayeredGraph, see operators.hpp).
+//
+// Contract: `spectral(g, opts)` removes zero-degree nodes, finds the
+// n_clusters smallest eigenpairs of the symmetric normalised Laplacian
+// I - D^-1/2 A D^-1/2 of what remains (= largest of N = D^-1/2 A D^-1/2),
+// divides the eigenvectors by sqrt(degree) (Shi-Malik embedding), runs k-means
+// on the rows, and returns labels (0..k-1, largest cluster first, ties by
+// lowest node; -1 for zero-degree nodes), eigenvalues (ascending), the
+// eigenvectors (n x k, zero rows for removed nodes) and the n-cut.
+// Connected components are found first: each contributes the exact eigenpair
+// (0, sqrt(d)/sqrt(vol)) which is locked, and the Lanczos solver works in
+// the orthogonal complement, so eigenvalue 0 of any multiplicity is exact.
+// With c >= n_clusters components the c-fold eigenvalue 0 leaves the basis
+// open; the n_clusters components of largest volume are used (ties: first).
+// Errors: std::invalid_argument for n_clusters out of [2, n_kept].
+// Thread safety: pure; k-means restarts run on opts.n_threads threads.
+#pragma once
+
+#include "kmeans.hpp"
+#include "lanczos.hpp"
+#include "operators.hpp"
+
+#include <algorithm>
+#include <numeric>
+#include <type_traits>
+#include <string>
+#include <vector>
+
+namespace netmod {
+
+struct SpectralOptions {
+    Index n_clusters = 12;
+    bool cluster = true;  // false: eigenpairs only
+    LanczosOptions lanczos;
+    KMeansOptions kmeans;
+};
+
+struct SpectralResult {
+    std::vector<Index> labels;       // n, or empty when !cluster
+    Eigen::VectorXd eigenvalues;     // ascending
+    Mat vectors;                     // n x k
+    std::vector<char> kept;          // n
+    double ncut = 0.0;
+    double inertia = 0.0;
+    Index n_components = 0;
+    Index n_matvec = 0;
+    Index n_restarts = 0;
+    double max_residual = 0.0;
+    std::string solver = "components";  // or "lanczos", "bipartite-lanczos"
+};
+
+namespace detail {
+
+// Union-find over the kept nodes; component ids ordered by first node.
+template <class G>
+std::vector<Index> components(const G& g, const Compaction& c, Index& n_comp) {
+    const Index n = c.size();
+    std::vector<Index> parent(n);
+    std::iota(parent.begin(), parent.end(), 0);
+    auto find = [&](Index x) {
+        while (parent[x] != x) {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        return x;
+    };
+    g.for_each_edge([&](Index i, Index j, double) {
+        const Index a = find(c.compact_of[i]), b = find(c.compact_of[j]);
+        if (a != b) parent[std::max(a, b)] = std::min(a, b);
+    });
+    std::vector<Index> id(n, -1), comp(n);
+    n_comp = 0;
+    for (Index i = 0; i < n; ++i) {
+        const Index r = find(i);
+        if (id[r] < 0) id[r] = n_comp++;
+        comp[i] = id[r];
+    }
+    return comp;
+}
+
+// Relabel 0..k-1 by decreasing size, ties by lowest first member.
+inline std::vector<Index> relabel_by_size(const std::vector<std::int64_t>& raw, Index k) {
+    std::vector<Index> size(k, 0), first(k, -1);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        ++size[raw[i]];
+        if (first[raw[i]] < 0) first[raw[i]] = static_cast<Index>(i);
+    }
+    std::vector<Index> order(k);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](Index a, Index b) {
+        if (size[a] != size[b]) return size[a] > size[b];
+        return first[a] < first[b];
+    });
+    std::vector<Index> rank(k);
+    for (Index r = 0; r < k; ++r) rank[order[r]] = r;
+    std::vector<Index> out(raw.size());
+    for (std::size_t i = 0; i < raw.size(); ++i) out[i] = rank[raw[i]];
+    return out;
+}
+
+// Eigenpairs of a layered (hence bipartite) N through B^T B on its smaller
+// side: eigenvalue sigma^2 there, eigenvector [B v / sigma; v] / sqrt(2) of N.
+// Fills the last `want` columns of X and entries of lam; returns false (and
+// leaves them alone) when the square cannot give them reliably: too few
+// nodes on the side, or a wanted sigma so small that B v / sigma is noise.
+inline bool bipartite_eigenpairs(const LayeredOperator& op, const Mat& Zall, Index want,
+                                 const LanczosOptions& lopts, Mat& X, Eigen::VectorXd& lam,
+                                 SpectralResult& res) {
+    Index side_size[2] = {0, 0};
+    for (Index l = 0; l < op.n_layers(); ++l) side_size[l % 2] += op.size(l);
+    const int side = side_size[1] <= side_size[0] ? 1 : 0;
+    const SideSquareOperator sq(op, side);
+    const Index c = Zall.cols();
+    if (want > sq.dim() - c) return false;
+
+    // Each component's sqrt(degree) vector has half its mass on each side.
+    RowMat Zs;
+    sq.gather(Zall, Zs);
+    for (Index j = 0; j < c; ++j) Zs.col(j).normalize();
+
+    LanczosOptions o = lopts;
+    o.squared = true;
+    EigenPairs ep = largest_eigenpairs(sq, Mat(Zs), want, o);
+    res.n_matvec += ep.n_matvec;
+    res.n_restarts += ep.n_restarts;
+    if (ep.values.minCoeff() < 1e-10) return false;
+
+    RowMat V, BV = RowMat::Zero(op.dim(), want);
+    sq.scatter(ep.vectors, V);
+    op.apply_from(side, V, BV);
+    for (Index j = 0; j < want; ++j) {
+        const double nrm = BV.col(j).norm();
+        if (!(nrm > 0.0)) return false;
+        BV.col(j) /= nrm;
+    }
+    const RowMat Xn = (V + BV) * std::sqrt(0.5);
+    const Eigen::VectorXd sigma = ep.values.array().sqrt().matrix();
+
+    // Check on N itself: the pairs are accepted only if they meet tol there.
+    RowMat NX;
+    op.apply(Xn, NX);
+    res.n_matvec += want;
+    const double resid = (NX - Xn * sigma.asDiagonal()).colwise().norm().maxCoeff();
+    if (resid > 2.0 * lopts.tol) return false;
+    X.rightCols(want) = Xn;
+    lam.tail(want) = (1.0 - sigma.array()).max(0.0).matrix();
+    res.max_residual = resid;
+    res.solver = "bipartite-lanczos";
+    return true;
+}
+
+}  // namespace detail
+
+template <class G>
+SpectralResult spectral(const G& g, const SpectralOptions& opts) {
+    const Compaction comp(g.degrees());
+    const Index n = g.n_nodes(), nk = comp.size(), k = opts.n_clusters;
+    if (k < 2) throw std::invalid_argument("n_clusters must be >= 2, got " + std::to_string(k));
+    if (k > nk)
+        throw std::invalid_argument("n_clusters must be <= the number of non-isolated nodes (" +
+                                    std::to_string(nk) + "), got " + std::to_string(k));
+    SpectralResult res;
+    const std::vector<Index> cid = detail::components(g, comp, res.n_components);
+    const Index c = res.n_components;
+
+    // Exact eigenvectors of eigenvalue 1 of N: sqrt(degree) on each component.
+    std::vector<double> vol(c, 0.0);
+    for (Index i = 0; i < nk; ++i) vol[cid[i]] += comp.degree[comp.node_of[i]];
+    std::vector<Index> by_vol(c);
+    std::iota(by_vol.begin(), by_vol.end(), 0);
+    std::stable_sort(by_vol.begin(), by_vol.end(), [&](Index a, Index b) { return vol[a] > vol[b]; });
+    const Index locked = std::min(c, k);
+    Mat Zall = Mat::Zero(nk, c);
+    for (Index i = 0; i < nk; ++i)
+        Zall(i, cid[i]) = std::sqrt(comp.degree[comp.node_of[i]] / vol[cid[i]]);
+
+    Mat X(nk, k);
+    Eigen::VectorXd lam(k);
+    for (Index j = 0; j < locked; ++j) {
+        X.col(j) = Zall.col(c >= k ? by_vol[j] : j);
+        lam[j] = 0.0;
+    }
+    if (c < k) {
+        bool done = false;
+        if constexpr (std::is_same_v<G, LayeredGraph>) {
+            const auto op = g.layered(comp);
+            done = detail::bipartite_eigenpairs(*op, Zall, k - c, opts.lanczos, X, lam, res);
+        }
+        if (!done) {
+            const auto op = g.normalized(comp);
+            EigenPairs ep = largest_eigenpairs(*op, Zall, k - c, opts.lanczos);
+            X.rightCols(k - c) = ep.vectors;
+            lam.tail(k - c) = (1.0 - ep.values.array()).max(0.0).matrix();
+            res.n_matvec += ep.n_matvec;
+            res.n_restarts += ep.n_restarts;
+            res.max_residual = ep.max_residual;
+            res.solver = "lanczos";
+        }
+    }
+    res.eigenvalues = lam;
+    res.kept.assign(n, 0);
+    res.vectors = Mat::Zero(n, k);
+    for (Index i = 0; i < nk; ++i) {
+        res.kept[comp.node_of[i]] = 1;
+        res.vectors.row(comp.node_of[i]) = X.row(i);
+    }
+    if (!opts.cluster) return res;
+
+    detail::KRowMat emb(nk, k);
+    for (Index i = 0; i < nk; ++i) emb.row(i) = X.row(i) * comp.inv_sqrt[i];
+    const KMeansResult km = kmeans(emb, k, opts.kmeans);
+    res.inertia = km.inertia;
+    const std::vector<Index> compact_labels = detail::relabel_by_size(km.labels, k);
+    res.labels.assign(n, -1);
+    for (Index i = 0; i < nk; ++i) res.labels[comp.node_of[i]] = compact_labels[i];
+    res.ncut = g.ncut(res.labels.data(), k);
+    return res;
+}
+
+}  // namespace netmod
