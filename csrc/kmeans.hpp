@@ -124,8 +124,9 @@ inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& 
         for (std::int64_t i = 0; i < n; ++i) {
             double best = std::numeric_limits<double>::infinity();
             std::int64_t arg = 0;
+            const double* gi = G.data() + i * k;
             for (std::int64_t c = 0; c < k; ++c) {
-                const double s = cn[c] - 2.0 * G(i, c);
+                const double s = cn[c] - 2.0 * gi[c];
                 if (s < best) {
                     best = s;
                     arg = c;
@@ -147,8 +148,11 @@ inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& 
         sums.setZero();
         std::fill(count.begin(), count.end(), 0);
         for (std::int64_t i = 0; i < n; ++i) {
-            sums.row(res.labels[i]) += X.row(i);
-            ++count[res.labels[i]];
+            const std::int64_t c = res.labels[i];
+            double* s = sums.data() + c * d;
+            const double* x = X.data() + i * d;
+            for (std::int64_t t = 0; t < d; ++t) s[t] += x[t];
+            ++count[c];
         }
         std::vector<char> taken(n, 0);
         double shift = 0.0;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import platform
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,11 @@ def versions() -> dict[str, str]:
     >>> sorted(netmod.versions())[:2]
     ['igraph', 'netmod']
     """
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
@@ -34,7 +40,7 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
-    return dict(sorted(out.items()))
+    return tuple(sorted(out.items()))
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from torch import nn
 
 from .graphs import from_layers
 
-__all__ = ["from_torch", "layer_weights_from_module"]
+__all__ = ["from_torch", "keras_like_mlp", "layer_weights_from_module"]
 
 _CHAIN_ERROR = "not a chain of Linear layers with elementwise activations between them"
 
@@ -337,3 +337,61 @@ def from_torch(model, *, example_input=None):
     [4, 3, 2]
     """
     return from_layers(layer_weights_from_module(model, example_input=example_input))
+
+
+def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
+    """An MLP initialised as the Keras models of the modularity papers.
+
+    ``Linear`` layers of the given sizes with ReLU between them (and dropout
+    after each hidden layer when ``dropout > 0``); weights Glorot/Xavier-uniform
+    and biases zero, which is Keras' ``Dense`` default and not PyTorch's
+    (REFERENCE: the weight distribution is what the n-cut measures).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, inputs first, e.g. ``[784, 256, 256, 256, 256, 10]``.
+    dropout : float, default 0.0
+        Dropout probability after each hidden layer, in [0, 1).
+    seed : int, default 0
+        Seed of the initialisation (a private ``torch.Generator``; the global
+        RNG is left alone).
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    Raises
+    ------
+    ValueError
+        If fewer than two sizes are given, a size is < 1, or dropout is out of
+        range.
+
+    Examples
+    --------
+    >>> from netmod.torch_models import keras_like_mlp
+    >>> m = keras_like_mlp([4, 3, 2], seed=0)
+    >>> [tuple(p.shape) for p in m.parameters()]
+    [(3, 4), (3,), (2, 3), (2,)]
+    >>> float(m[0].bias.detach().abs().sum())
+    0.0
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ValueError(f"sizes must hold at least two positive layer sizes, got {sizes}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    gen = torch.Generator().manual_seed(int(seed))
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            bound = (6.0 / (n_in + n_out)) ** 0.5
+            lin.weight.copy_(torch.rand(n_out, n_in, generator=gen, dtype=lin.weight.dtype) * 2 * bound - bound)
+            lin.bias.zero_()
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(float(dropout)))
+    return nn.Sequential(*layers)
