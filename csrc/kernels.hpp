@@ -11,6 +11,7 @@
 // inputs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace netmod::kernels {
@@ -58,13 +59,22 @@ void dense_rows_p(const double* B, Index r, Index q, const double* X, double* Y,
             }
         }
     }
+    // Leftover rows sum in the same order as the four-row path (from zero,
+    // then added to Y), so a row's value does not depend on how the rows were
+    // split between threads.
+    double acc[P > 0 ? P : 64];
     for (; i < r; ++i) {
         const double* b = B + i * q;
         double* y = Y + i * p;
-        for (Index j = 0; j < q; ++j) {
-            const double w = b[j];
-            const double* x = X + j * p;
-            for (Index t = 0; t < p; ++t) y[t] += w * x[t];
+        for (Index t0 = 0; t0 < p; t0 += 64) {
+            const Index w_ = std::min<Index>(64, p - t0);
+            for (Index t = 0; t < w_; ++t) acc[t] = 0.0;
+            for (Index j = 0; j < q; ++j) {
+                const double w = b[j];
+                const double* x = X + j * p + t0;
+                for (Index t = 0; t < w_; ++t) acc[t] += w * x[t];
+            }
+            for (Index t = 0; t < w_; ++t) y[t0 + t] += acc[t];
         }
     }
 }
@@ -89,10 +99,31 @@ void csr_rows_p(const Index* indptr, const Index* indices, const double* val, In
     const Index p = Width<P>::get(pp);
     for (Index i = 0; i < r; ++i) {
         double* y = Y + i * p;
-        for (Index e = indptr[i]; e < indptr[i + 1]; ++e) {
-            const double w = val[e];
-            const double* x = X + indices[e] * p;
-            for (Index t = 0; t < p; ++t) y[t] += w * x[t];
+        if constexpr (P > 0) {
+            // Two accumulators per lane halve the add-latency chain.
+            double a0[P] = {}, a1[P] = {};
+            Index e = indptr[i];
+            for (; e + 2 <= indptr[i + 1]; e += 2) {
+                const double w0 = val[e], w1 = val[e + 1];
+                const double* x0 = X + indices[e] * P;
+                const double* x1 = X + indices[e + 1] * P;
+                for (Index t = 0; t < P; ++t) {
+                    a0[t] += w0 * x0[t];
+                    a1[t] += w1 * x1[t];
+                }
+            }
+            if (e < indptr[i + 1]) {
+                const double w0 = val[e];
+                const double* x0 = X + indices[e] * P;
+                for (Index t = 0; t < P; ++t) a0[t] += w0 * x0[t];
+            }
+            for (Index t = 0; t < P; ++t) y[t] += a0[t] + a1[t];
+        } else {
+            for (Index e = indptr[i]; e < indptr[i + 1]; ++e) {
+                const double w = val[e];
+                const double* x = X + indices[e] * p;
+                for (Index t = 0; t < p; ++t) y[t] += w * x[t];
+            }
         }
     }
 }

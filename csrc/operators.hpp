@@ -23,6 +23,7 @@
 
 #include <Eigen/Core>
 #include "kernels.hpp"
+#include "parallel.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -193,48 +194,76 @@ public:
         std::vector<Index> indptr, indices;
         std::vector<double> val;
 
-        void product(const double* X, double* Y, Index p) const {
-            if (dense) kernels::dense_rows(d.data(), rows, cols, X, Y, p);
-            else kernels::csr_rows(indptr.data(), indices.data(), val.data(), rows, X, Y, p);
+        // Output rows [r0, r1) of Y += H X.
+        void product(const double* X, double* Y, Index p, Index r0, Index r1) const {
+            if (r1 <= r0) return;
+            if (dense)
+                kernels::dense_rows(d.data() + r0 * cols, r1 - r0, cols, X, Y + r0 * p, p);
+            else
+                kernels::csr_rows(indptr.data() + r0, indices.data(), val.data(), r1 - r0, X,
+                                  Y + r0 * p, p);
         }
     };
     struct Block {
         Half fwd;  // rows = inputs (layer l), cols = outputs (layer l+1)
         Half bwd;  // the transpose
-        void rows_product(const double* X, double* Y, Index p) const { fwd.product(X, Y, p); }
-        void cols_product(const double* X, double* Y, Index p) const { bwd.product(X, Y, p); }
     };
     LayeredOperator(std::vector<Block> blocks, std::vector<Index> offsets, std::vector<Index> sizes)
         : blocks_(std::move(blocks)), off_(std::move(offsets)), size_(std::move(sizes)) {}
 
     Index dim() const override { return off_.back() + size_.back(); }
+    // Stored entries of one direction: the cost of an application per vector.
+    Index work() const {
+        Index w = 0;
+        for (const Block& b : blocks_) w += b.fwd.dense ? b.fwd.rows * b.fwd.cols : static_cast<Index>(b.fwd.val.size());
+        return w;
+    }
     Index n_layers() const { return static_cast<Index>(size_.size()); }
     Index offset(Index l) const { return off_[l]; }
     Index size(Index l) const { return size_[l]; }
 
+    // Optional worker team: each application is then split by output rows.
+    void set_team(Team* team) { team_ = team; }
+
     void apply(const RowMat& X, RowMat& Y) const override {
-        const Index p = X.cols();
-        Y.setZero(X.rows(), p);
-        for (std::size_t l = 0; l < blocks_.size(); ++l) {
-            blocks_[l].rows_product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p);
-            blocks_[l].cols_product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p);
-        }
+        Y.setZero(X.rows(), X.cols());
+        run(X, Y, -1);
     }
 
     // Y[layers of parity 1-from] = N X, reading X only on layers of parity
     // `from`: one half of the bipartite product, each block used once.
     // Rows of Y on layers of parity `from` are left as they are.
     void apply_from(int from, const RowMat& X, RowMat& Y) const {
-        const Index p = X.cols();
         for (std::size_t l = 0; l < size_.size(); ++l)
             if (static_cast<int>(l % 2) != from) Y.middleRows(off_[l], size_[l]).setZero();
-        for (std::size_t l = 0; l < blocks_.size(); ++l) {
-            if (static_cast<int>(l % 2) == from)
-                blocks_[l].cols_product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p);
-            else
-                blocks_[l].rows_product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p);
-        }
+        run(X, Y, from);
     }
+
+private:
+    // from = -1: both directions; 0/1: only products reading that parity.
+    void run(const RowMat& X, RowMat& Y, int from) const {
+        const Index p = X.cols();
+        auto part = [&](int t, int n) {
+            for (std::size_t l = 0; l < blocks_.size(); ++l) {
+                const bool reads_in = from < 0 || static_cast<int>(l % 2) == from;
+                const bool reads_out = from < 0 || static_cast<int>(l % 2) != from;
+                if (reads_out) {
+                    const Index r = size_[l];
+                    blocks_[l].fwd.product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p,
+                                           r * t / n, r * (t + 1) / n);
+                }
+                if (reads_in) {
+                    const Index r = size_[l + 1];
+                    blocks_[l].bwd.product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p,
+                                           r * t / n, r * (t + 1) / n);
+                }
+            }
+        };
+        if (team_ && team_->size() > 1) team_->run(part);
+        else part(0, 1);
+    }
+
+    Team* team_ = nullptr;
 
 private:
     std::vector<Block> blocks_;

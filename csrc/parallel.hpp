@@ -8,12 +8,19 @@
 // std::thread::hardware_concurrency(). Results must be written by fn to slot i
 // of caller-owned storage, which makes the output independent of scheduling.
 // `stop` (optional) is polled between tasks so a caller can cancel a run.
+//
+// `Team` keeps n-1 worker threads alive for a sequence of short, equal
+// jobs (the row blocks of one operator application): `run(fn)` calls
+// fn(t, n) on every member t (the caller is member 0) and returns when all
+// have finished. Workers wait by spinning briefly, then yielding. fn must not
+// throw. A Team is used by one caller thread at a time.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -70,5 +77,59 @@ void parallel_for(std::int64_t n_tasks, int n_threads, Fn&& fn,
     }
     if (error) std::rethrow_exception(error);
 }
+
+class Team {
+public:
+    explicit Team(int n) : n_(std::max(1, n)) {
+        for (int t = 1; t < n_; ++t) workers_.emplace_back([this, t] { loop(t); });
+    }
+    ~Team() {
+        stop_.store(true, std::memory_order_release);
+        epoch_.fetch_add(1, std::memory_order_acq_rel);
+        for (auto& th : workers_) th.join();
+    }
+    Team(const Team&) = delete;
+    Team& operator=(const Team&) = delete;
+
+    int size() const { return n_; }
+
+    template <class Fn>
+    void run(Fn&& fn) {
+        if (n_ == 1) {
+            fn(0, 1);
+            return;
+        }
+        job_ = [&fn](int t, int n) { fn(t, n); };
+        pending_.store(n_ - 1, std::memory_order_release);
+        epoch_.fetch_add(1, std::memory_order_acq_rel);
+        fn(0, n_);
+        wait_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+
+private:
+    template <class Pred>
+    static void wait_until(Pred&& ready) {
+        for (int spin = 0; !ready(); ++spin)
+            if (spin > 2000) std::this_thread::yield();
+    }
+
+    void loop(int t) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            wait_until([&] { return epoch_.load(std::memory_order_acquire) != seen; });
+            seen = epoch_.load(std::memory_order_acquire);
+            if (stop_.load(std::memory_order_acquire)) return;
+            job_(t, n_);
+            pending_.fetch_sub(1, std::memory_order_acq_rel);
+        }
+    }
+
+    int n_;
+    std::vector<std::thread> workers_;
+    std::function<void(int, int)> job_;
+    std::atomic<std::uint64_t> epoch_{0};
+    std::atomic<int> pending_{0};
+    std::atomic<bool> stop_{false};
+};
 
 }  // namespace netmod

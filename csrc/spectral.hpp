@@ -32,6 +32,7 @@ namespace netmod {
 struct SpectralOptions {
     Index n_clusters = 12;
     bool cluster = true;  // false: eigenpairs only
+    int operator_threads = 1;  // threads per operator application (layered)
     LanczosOptions lanczos;
     KMeansOptions kmeans;
 };
@@ -185,7 +186,15 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts) {
         bool done = false;
         if constexpr (std::is_same_v<G, LayeredGraph>) {
             const auto op = g.layered(comp);
+            // Operator applications split over a team pay off only on big blocks.
+            std::unique_ptr<Team> team;
+            const int threads = resolve_threads(opts.operator_threads);
+            if (threads > 1 && op->work() >= 100000) {
+                team = std::make_unique<Team>(threads);
+                op->set_team(team.get());
+            }
             done = detail::bipartite_eigenpairs(*op, Zall, k - c, opts.lanczos, X, lam, res);
+            op->set_team(nullptr);
         }
         if (!done) {
             const auto op = g.normalized(comp);
