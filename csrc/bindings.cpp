@@ -6,6 +6,7 @@
 // std::invalid_argument surfaces as ValueError, std::runtime_error as
 // RuntimeError (pybind11's standard translation).
 #include "operators.hpp"
+#include "shuffle.hpp"
 #include "spectral.hpp"
 
 #include <pybind11/numpy.h>
@@ -140,6 +141,16 @@ py::dict run_spectral(const G& g, const netmod::SpectralOptions& o) {
     return d;
 }
 
+py::list to_arrays(const netmod::DenseLayers& d) {
+    py::list out;
+    for (std::size_t l = 0; l < d.w.size(); ++l) {
+        py::array_t<double> a({d.sizes[l], d.sizes[l + 1]});
+        if (!d.w[l].empty()) std::memcpy(a.mutable_data(), d.w[l].data(), d.w[l].size() * sizeof(double));
+        out.append(a);
+    }
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -202,4 +213,69 @@ PYBIND11_MODULE(_core, m) {
         py::arg("n_threads") = 1, py::arg("block_size") = 0, py::arg("max_basis") = 0,
         py::arg("max_restarts") = 2000,
         "Spectral clustering of the layered graph of (in, out) weight blocks (|w| used).");
+
+    m.def("replicate_seed", &netmod::replicate_seed, py::arg("seed"), py::arg("index"),
+          "Clustering seed of null replicate `index`.");
+
+    m.def(
+        "compact_layers",
+        [](const std::vector<F64>& weights) {
+            const Layers ls = make_layers(weights);
+            netmod::DenseLayers d;
+            {
+                py::gil_scoped_release release;
+                d = netmod::compact(netmod::LayeredGraph(ls.views), ls.views);
+            }
+            return to_arrays(d);
+        },
+        py::arg("weights"), "The network without its zero-degree units, as (in, out) matrices.");
+
+    m.def(
+        "shuffled_layers",
+        [](const std::vector<F64>& weights, const std::string& method, std::uint64_t seed,
+           std::uint64_t index) {
+            const Layers ls = make_layers(weights);
+            const netmod::ShuffleMethod meth = netmod::parse_method(method);
+            netmod::DenseLayers d;
+            {
+                py::gil_scoped_release release;
+                const netmod::DenseLayers src = netmod::compact(netmod::LayeredGraph(ls.views), ls.views);
+                netmod::Rng rng(netmod::shuffle_seed(seed, index));
+                netmod::shuffle_into(src, netmod::nonzero_positions(src), d, meth, rng);
+            }
+            return to_arrays(d);
+        },
+        py::arg("weights"), py::kw_only(), py::arg("method"), py::arg("seed"), py::arg("index"),
+        "The compacted, shuffled weights of null replicate `index`.");
+
+    m.def(
+        "null_samples",
+        [](const std::vector<F64>& weights, const std::string& method, std::uint64_t seed,
+           Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads) {
+            const Layers ls = make_layers(weights);
+            if (start < 0 || count < 0)
+                throw std::invalid_argument("start and count must be >= 0");
+            netmod::NullOptions o;
+            o.method = netmod::parse_method(method);
+            o.seed = seed;
+            o.start = start;
+            o.count = count;
+            o.n_threads = n_threads;
+            make_options(n_clusters, true, n_init, tol, seed, 1, 0, 0, 2000);  // validates
+            o.spectral_options = [=](std::uint64_t s) {
+                return make_options(n_clusters, true, n_init, tol, s, 1, 0, 0, 2000);
+            };
+            std::vector<double> out;
+            {
+                py::gil_scoped_release release;
+                out = netmod::null_samples(ls.views, o);
+            }
+            py::array_t<double> a(out.size());
+            if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(double));
+            return a;
+        },
+        py::arg("weights"), py::kw_only(), py::arg("method"), py::arg("seed"), py::arg("start"),
+        py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10, py::arg("tol") = 1e-8,
+        py::arg("n_threads") = 1,
+        "n-cuts of null replicates start..start+count-1 (shuffle, drop isolated units, cluster).");
 }

@@ -34,8 +34,33 @@ inline int resolve_threads(int n_threads) {
 }
 
 template <class Fn>
+void parallel_for_impl(std::int64_t n_tasks, int n_threads, Fn&& fn,
+                       const std::atomic<bool>* stop);
+
+// As parallel_for, but fn(i, w) also gets the index w in [0, workers) of the
+// thread running it, for per-thread scratch buffers.
+template <class Fn>
+void parallel_for_worker(std::int64_t n_tasks, int n_threads, Fn&& fn);
+
+template <class Fn>
 void parallel_for(std::int64_t n_tasks, int n_threads, Fn&& fn,
                   const std::atomic<bool>* stop = nullptr) {
+    parallel_for_impl(n_tasks, n_threads, [&](std::int64_t i, int) { fn(i); }, stop);
+}
+
+template <class Fn>
+void parallel_for_worker(std::int64_t n_tasks, int n_threads, Fn&& fn) {
+    parallel_for_impl(n_tasks, n_threads, fn, nullptr);
+}
+
+inline int worker_count(std::int64_t n_tasks, int n_threads) {
+    return static_cast<int>(std::max<std::int64_t>(
+        1, std::min<std::int64_t>(resolve_threads(n_threads), n_tasks)));
+}
+
+template <class Fn>
+void parallel_for_impl(std::int64_t n_tasks, int n_threads, Fn&& fn,
+                       const std::atomic<bool>* stop) {
     if (n_tasks <= 0) return;
     const int workers = static_cast<int>(
         std::min<std::int64_t>(resolve_threads(n_threads), n_tasks));
@@ -44,14 +69,14 @@ void parallel_for(std::int64_t n_tasks, int n_threads, Fn&& fn,
     std::exception_ptr error;
     std::mutex error_mutex;
 
-    auto work = [&]() {
+    auto work = [&](int w) {
         for (;;) {
             if (failed.load(std::memory_order_relaxed)) return;
             if (stop && stop->load(std::memory_order_relaxed)) return;
             const std::int64_t i = next.fetch_add(1);
             if (i >= n_tasks) return;
             try {
-                fn(i);
+                fn(i, w);
             } catch (...) {
                 std::lock_guard<std::mutex> lock(error_mutex);
                 if (!error) error = std::current_exception();
@@ -61,18 +86,18 @@ void parallel_for(std::int64_t n_tasks, int n_threads, Fn&& fn,
     };
 
     if (workers == 1) {
-        work();
+        work(0);
     } else {
         std::vector<std::thread> threads;
         threads.reserve(workers - 1);
         try {
-            for (int t = 0; t + 1 < workers; ++t) threads.emplace_back(work);
+            for (int t = 1; t < workers; ++t) threads.emplace_back(work, t);
         } catch (...) {
             failed.store(true);
             for (auto& th : threads) th.join();
             throw;
         }
-        work();
+        work(0);
         for (auto& th : threads) th.join();
     }
     if (error) std::rethrow_exception(error);

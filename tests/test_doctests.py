@@ -12,6 +12,8 @@ MODULES = [
     "netmod.results",
     "netmod.torch_models",
     "netmod.cli",
+    "netmod.nulls",
+    "netmod.synthetic",
 ]
 
 

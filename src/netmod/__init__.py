@@ -12,7 +12,16 @@ partition and normalised spectral clustering.
 
 from importlib import metadata as _metadata
 
+from . import synthetic
 from .graphs import from_layers, layer_weights
+from .nulls import (
+    NullDistribution,
+    combine_percentiles,
+    null_statistics,
+    replicate_seed,
+    shuffle_null,
+    shuffled_weights,
+)
 from .results import Embedding, Partition, versions
 from .spectral import ncut, spectral_clustering, spectral_embedding
 
@@ -42,6 +51,13 @@ def from_torch(model, *, example_input=None):
 
 __all__ = [
     "Embedding",
+    "NullDistribution",
+    "combine_percentiles",
+    "null_statistics",
+    "replicate_seed",
+    "shuffle_null",
+    "shuffled_weights",
+    "synthetic",
     "Partition",
     "from_layers",
     "from_torch",

@@ -316,3 +316,32 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def as_layered(graph: Any) -> LayeredInput:
+    """The layer weights of a torch MLP, a from_layers/from_torch graph, or a
+    sequence of (in, out) matrices; ValueError for graphs without layers."""
+    if _is_torch_module(graph):
+        from .torch_models import layer_weights_from_module
+
+        return LayeredInput(_check_weights(layer_weights_from_module(graph), "model weights"))
+    if isinstance(graph, ig.Graph):
+        layered = _layered_from_igraph(graph)
+        if layered is None:
+            raise ValueError(
+                "graph must have layer structure (a torch MLP, a graph made by from_torch or "
+                "from_layers and not edited since, or a list of weight matrices); this igraph "
+                "graph has none or stale layer weights"
+            )
+        return layered
+    if isinstance(graph, (list, tuple)) and graph and all(np.ndim(w) == 2 for w in graph):
+        return LayeredInput(_check_weights(graph, "graph"))
+    if isinstance(graph, np.ndarray) or sp.issparse(graph):
+        raise ValueError(
+            "graph must have layer structure (a torch MLP, a from_torch/from_layers graph or a "
+            "list of (in, out) weight matrices), got a plain adjacency matrix"
+        )
+    raise TypeError(
+        "graph must be a torch MLP, an igraph.Graph made by from_torch/from_layers, or a list "
+        f"of weight matrices, got {type(graph).__name__}"
+    )

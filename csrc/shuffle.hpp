@@ -1,0 +1,129 @@
+// shuffle.hpp — weight-shuffled null distributions of layered networks.
+//
+// Contract
+// - `compact(g)`: the network without its zero-degree units (dead pixels,
+//   dead units), as dense row-major signed (in, out) matrices; done once,
+//   before any shuffle (REFERENCE.md 4).
+// - `shuffle_into(src, dst, method, rng)`: per layer, kLayer permutes all
+//   entries of the matrix (zeros included: keeps the multiset of values, not
+//   the sparsity pattern); kNonzero permutes the values among the non-zero
+//   positions only (keeps the mask). Fisher-Yates with Rng::below, so a
+//   replicate is a pure function of its seed.
+// - `null_samples(...)`: replicate i (i in [start, start + count)) shuffles
+//   with Rng(shuffle_seed(seed, i)) and clusters the shuffled network exactly
+//   as spectral() would with seed replicate_seed(seed, i) (newly isolated
+//   units are dropped again inside spectral()), recording its n-cut. The
+//   samples are identical for any n_threads and any chunking of [0, n).
+// Memory: one pair of weight buffers per worker thread, reused across its
+// replicates; the operator built per replicate depends on which units are
+// still alive and is freed after it. Thread safety: pure; workers share only
+// the read-only source network.
+#pragma once
+
+#include "parallel.hpp"
+#include "spectral.hpp"
+
+#include <string>
+#include <vector>
+
+namespace netmod {
+
+enum class ShuffleMethod { kLayer, kNonzero };
+
+inline ShuffleMethod parse_method(const std::string& m) {
+    if (m == "layer") return ShuffleMethod::kLayer;
+    if (m == "nonzero") return ShuffleMethod::kNonzero;
+    throw std::invalid_argument("method must be 'layer' or 'nonzero', got '" + m + "'");
+}
+
+inline std::uint64_t shuffle_seed(std::uint64_t seed, std::uint64_t i) { return derive_seed(seed, 2 * i); }
+inline std::uint64_t replicate_seed(std::uint64_t seed, std::uint64_t i) {
+    return derive_seed(seed, 2 * i + 1);
+}
+
+struct DenseLayers {
+    std::vector<std::vector<double>> w;  // row-major (in, out)
+    std::vector<Index> sizes;            // units per layer, inputs first
+
+    std::vector<LayerView> views() const {
+        std::vector<LayerView> v;
+        for (std::size_t l = 0; l < w.size(); ++l) v.push_back({sizes[l], sizes[l + 1], w[l].data()});
+        return v;
+    }
+};
+
+inline DenseLayers compact(const LayeredGraph& g, const std::vector<LayerView>& layers) {
+    const std::vector<double> deg = g.degrees();
+    DenseLayers out;
+    std::vector<std::vector<Index>> kept(layers.size() + 1);
+    for (std::size_t l = 0; l <= layers.size(); ++l) {
+        for (Index u = 0; u < g.sizes()[l]; ++u)
+            if (deg[g.offsets()[l] + u] > 0.0) kept[l].push_back(u);
+        out.sizes.push_back(static_cast<Index>(kept[l].size()));
+    }
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        const LayerView& w = layers[l];
+        std::vector<double> m;
+        m.reserve(kept[l].size() * kept[l + 1].size());
+        for (Index a : kept[l])
+            for (Index b : kept[l + 1]) m.push_back(w.data[a * w.cols + b]);
+        out.w.push_back(std::move(m));
+    }
+    return out;
+}
+
+// Positions of the non-zero entries of each layer (for kNonzero).
+inline std::vector<std::vector<Index>> nonzero_positions(const DenseLayers& src) {
+    std::vector<std::vector<Index>> pos(src.w.size());
+    for (std::size_t l = 0; l < src.w.size(); ++l)
+        for (std::size_t e = 0; e < src.w[l].size(); ++e)
+            if (src.w[l][e] != 0.0) pos[l].push_back(static_cast<Index>(e));
+    return pos;
+}
+
+inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<Index>>& nz,
+                         DenseLayers& dst, ShuffleMethod method, Rng& rng) {
+    dst.sizes = src.sizes;
+    dst.w.resize(src.w.size());
+    for (std::size_t l = 0; l < src.w.size(); ++l) {
+        std::vector<double>& out = dst.w[l];
+        out = src.w[l];
+        if (method == ShuffleMethod::kLayer) {
+            for (std::size_t e = out.size(); e > 1; --e)
+                std::swap(out[e - 1], out[rng.below(e)]);
+        } else {
+            const std::vector<Index>& p = nz[l];
+            for (std::size_t e = p.size(); e > 1; --e)
+                std::swap(out[p[e - 1]], out[p[rng.below(e)]]);
+        }
+    }
+}
+
+struct NullOptions {
+    ShuffleMethod method = ShuffleMethod::kLayer;
+    std::uint64_t seed = 0;
+    Index start = 0;
+    Index count = 0;
+    int n_threads = 1;
+    // Builds the clustering options of one replicate from its seed.
+    std::function<SpectralOptions(std::uint64_t)> spectral_options;
+};
+
+inline std::vector<double> null_samples(const std::vector<LayerView>& layers, const NullOptions& o) {
+    const LayeredGraph g(layers);
+    const DenseLayers src = compact(g, layers);
+    const auto nz = nonzero_positions(src);
+    std::vector<double> samples(static_cast<std::size_t>(o.count), 0.0);
+    std::vector<DenseLayers> scratch(static_cast<std::size_t>(worker_count(o.count, o.n_threads)));
+    parallel_for_worker(o.count, o.n_threads, [&](std::int64_t j, int w) {
+        const auto i = static_cast<std::uint64_t>(o.start + j);
+        Rng rng(shuffle_seed(o.seed, i));
+        DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
+        shuffle_into(src, nz, buf, o.method, rng);
+        const LayeredGraph shuffled(buf.views());
+        samples[static_cast<std::size_t>(j)] = spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i))).ncut;
+    });
+    return samples;
+}
+
+}  // namespace netmod
