@@ -208,8 +208,15 @@ public:
         Half fwd;  // rows = inputs (layer l), cols = outputs (layer l+1)
         Half bwd;  // the transpose
     };
-    LayeredOperator(std::vector<Block> blocks, std::vector<Index> offsets, std::vector<Index> sizes)
-        : blocks_(std::move(blocks)), off_(std::move(offsets)), size_(std::move(sizes)) {}
+    LayeredOperator() = default;
+
+    // Layout for `layers` layers; existing block storage is kept for reuse.
+    void reset(std::vector<Index> offsets, std::vector<Index> sizes) {
+        off_ = std::move(offsets);
+        size_ = std::move(sizes);
+        blocks_.resize(size_.size() - 1);
+    }
+    Block& block(std::size_t l) { return blocks_[l]; }
 
     Index dim() const override { return off_.back() + size_.back(); }
     // Stored entries of one direction: the cost of an application per vector.
@@ -396,6 +403,14 @@ public:
     std::unique_ptr<Operator> normalized(const Compaction& c) const { return layered(c); }
 
     std::unique_ptr<LayeredOperator> layered(const Compaction& c) const {
+        auto op = std::make_unique<LayeredOperator>();
+        layered_into(c, *op);
+        return op;
+    }
+
+    // Builds the operator into `op`, reusing its storage (null replicates
+    // rebuild one operator per thread instead of allocating a new one).
+    void layered_into(const Compaction& c, LayeredOperator& op) const {
         const std::size_t L = layers_.size();
         std::vector<Index> csize(L + 1, 0), coff(L + 1, 0);
         std::vector<std::vector<Index>> kept(L + 1);
@@ -405,7 +420,7 @@ public:
             csize[l] = static_cast<Index>(kept[l].size());
             if (l > 0) coff[l] = coff[l - 1] + csize[l - 1];
         }
-        std::vector<LayeredOperator::Block> blocks(L);
+        op.reset(coff, csize);
         for (std::size_t l = 0; l < L; ++l) {
             const LayerView& w = layers_[l];
             const Index r = csize[l], q = csize[l + 1];
@@ -420,10 +435,9 @@ public:
             auto value = [&](Index a, Index b) {
                 return std::fabs(w.data[kept[l][a] * w.cols + kept[l + 1][b]]) * sin[a] * sout[b];
             };
-            fill_half(blocks[l].fwd, dense, r, q, nnz, [&](Index a, Index b) { return value(a, b); });
-            fill_half(blocks[l].bwd, dense, q, r, nnz, [&](Index b, Index a) { return value(a, b); });
+            fill_half(op.block(l).fwd, dense, r, q, nnz, [&](Index a, Index b) { return value(a, b); });
+            fill_half(op.block(l).bwd, dense, q, r, nnz, [&](Index b, Index a) { return value(a, b); });
         }
-        return std::make_unique<LayeredOperator>(std::move(blocks), std::move(coff), std::move(csize));
     }
 
 private:
@@ -440,6 +454,8 @@ private:
             return;
         }
         h.indptr.assign(1, 0);
+        h.indices.clear();
+        h.val.clear();
         h.indices.reserve(nnz);
         h.val.reserve(nnz);
         for (Index a = 0; a < rows; ++a) {

@@ -14,9 +14,9 @@
 //   as spectral() would with seed replicate_seed(seed, i) (newly isolated
 //   units are dropped again inside spectral()), recording its n-cut. The
 //   samples are identical for any n_threads and any chunking of [0, n).
-// Memory: one pair of weight buffers per worker thread, reused across its
-// replicates; the operator built per replicate depends on which units are
-// still alive and is freed after it. Thread safety: pure; workers share only
+// Memory: per worker thread one set of weight buffers and one operator,
+// rebuilt in place for each of its replicates (capacity is kept), so memory
+// does not grow with the number of replicates. Thread safety: pure; workers share only
 // the read-only source network.
 #pragma once
 
@@ -114,14 +114,17 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     const DenseLayers src = compact(g, layers);
     const auto nz = nonzero_positions(src);
     std::vector<double> samples(static_cast<std::size_t>(o.count), 0.0);
-    std::vector<DenseLayers> scratch(static_cast<std::size_t>(worker_count(o.count, o.n_threads)));
+    const auto workers = static_cast<std::size_t>(worker_count(o.count, o.n_threads));
+    std::vector<DenseLayers> scratch(workers);
+    std::vector<SpectralWorkspace> spaces(workers);
     parallel_for_worker(o.count, o.n_threads, [&](std::int64_t j, int w) {
         const auto i = static_cast<std::uint64_t>(o.start + j);
         Rng rng(shuffle_seed(o.seed, i));
         DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
         shuffle_into(src, nz, buf, o.method, rng);
         const LayeredGraph shuffled(buf.views());
-        samples[static_cast<std::size_t>(j)] = spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i))).ncut;
+        samples[static_cast<std::size_t>(j)] =
+            spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i)), &spaces[w]).ncut;
     });
     return samples;
 }

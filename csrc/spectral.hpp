@@ -153,8 +153,14 @@ inline bool bipartite_eigenpairs(const LayeredOperator& op, const Mat& Zall, Ind
 
 }  // namespace detail
 
+// Storage a caller may keep across calls (one per thread) so that repeated
+// clusterings of same-sized layered graphs reuse the operator's memory.
+struct SpectralWorkspace {
+    LayeredOperator op;
+};
+
 template <class G>
-SpectralResult spectral(const G& g, const SpectralOptions& opts) {
+SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspace* ws = nullptr) {
     const Compaction comp(g.degrees());
     const Index n = g.n_nodes(), nk = comp.size(), k = opts.n_clusters;
     if (k < 2) throw std::invalid_argument("n_clusters must be >= 2, got " + std::to_string(k));
@@ -185,7 +191,15 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts) {
     if (c < k) {
         bool done = false;
         if constexpr (std::is_same_v<G, LayeredGraph>) {
-            const auto op = g.layered(comp);
+            std::unique_ptr<LayeredOperator> owned;
+            LayeredOperator* op = ws ? &ws->op : nullptr;
+            if (op) {
+                g.layered_into(comp, *op);
+            } else {
+                owned = g.layered(comp);
+                op = owned.get();
+            }
+            op->set_team(nullptr);
             // Operator applications split over a team pay off only on big blocks.
             std::unique_ptr<Team> team;
             const int threads = resolve_threads(opts.operator_threads);

@@ -325,3 +325,77 @@ def mlp_adjacency(mlp_dense_weights, mlp_pruned_weights):
 def mlp_spectrum(mlp_adjacency):
     """Dense eigh of the normalised Laplacian of both MLP graphs (computed once)."""
     return {name: normalized_laplacian_eigh(A, n_smallest=20) for name, A in mlp_adjacency.items()}
+
+
+CompactedNetwork = namedtuple("CompactedNetwork", ["weights", "alive"])
+
+
+def remove_dead_units(weights):
+    """Drop every unit whose total |w| over its incoming and outgoing weights is 0.
+
+    One pass over the original network is exact: dropping a zero-degree unit
+    removes no edge, so no other unit loses degree. Returns the compacted
+    signed (in, out) weights and, per layer, the boolean mask of kept units.
+    """
+    weights = [np.asarray(w, dtype=np.float64) for w in weights]
+    sizes = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    alive = []
+    for l, size in enumerate(sizes):
+        degree = np.zeros(size)
+        if l > 0:
+            degree += np.abs(weights[l - 1]).sum(axis=0)
+        if l < len(weights):
+            degree += np.abs(weights[l]).sum(axis=1)
+        alive.append(degree > 0)
+    compacted = [w[np.ix_(alive[l], alive[l + 1])] for l, w in enumerate(weights)]
+    return CompactedNetwork(compacted, alive)
+
+
+def pruned_mlp_weights(seed, layer_sizes=(60, 40, 40, 10), sparsity=0.7):
+    """Small signed MLP, magnitude pruned, with dead units and a half-dead one.
+
+    After pruning: inputs 0-2, hidden unit 5 of layer 1, hidden unit 9 of
+    layer 2 and output 2 lose all their weights (dead); hidden unit 7 of
+    layer 2 loses its incoming weights but keeps an outgoing one (alive).
+    With the default shape and sparsity the compacted sizes are therefore
+    (57, 39, 39, 9); at higher sparsity more units can die by chance.
+    """
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=(a, b)) for a, b in zip(layer_sizes[:-1], layer_sizes[1:])]
+    if sparsity > 0:
+        weights = [magnitude_prune(w, sparsity) for w in weights]
+    weights[0][:3, :] = 0.0
+    weights[0][:, 5] = 0.0
+    weights[1][5, :] = 0.0
+    weights[1][:, 7] = 0.0
+    weights[2][7, 0] = 1.5
+    weights[1][:, 9] = 0.0
+    weights[2][9, :] = 0.0
+    weights[2][:, 2] = 0.0
+    return weights
+
+
+def null_statistics_reference(observed, samples):
+    """REFERENCE.md 4: population std, z, strict-inequality percentile, below-all significance."""
+    samples = np.asarray(samples, dtype=np.float64)
+    mean = samples.mean()
+    std = np.sqrt(np.mean((samples - mean) ** 2))
+    zscore = (observed - mean) / std if std > 0 else float("nan")
+    percentile = (np.count_nonzero(samples < observed) + 1) / (samples.size + 1)
+    return {"mean": float(mean), "std": float(std), "zscore": float(zscore),
+            "percentile": float(percentile), "significant": bool(observed < samples.min())}
+
+
+@pytest.fixture(scope="session", name="remove_dead_units")
+def _remove_dead_units_fixture():
+    return remove_dead_units
+
+
+@pytest.fixture(scope="session", name="pruned_mlp_weights")
+def _pruned_mlp_weights_fixture():
+    return pruned_mlp_weights
+
+
+@pytest.fixture(scope="session", name="null_statistics_reference")
+def _null_statistics_reference_fixture():
+    return null_statistics_reference
