@@ -184,20 +184,9 @@ def layer_weights(graph: Any) -> list:
     >>> netmod.layer_weights(g)[0].shape
     (2, 3)
     """
-    if _is_torch_module(graph):
-        from .torch_models import layer_weights_from_module
-
-        ws = _check_weights(layer_weights_from_module(graph), "model weights")
-    elif isinstance(graph, ig.Graph):
-        layered = _layered_from_igraph(graph)
-        if layered is None:
-            raise ValueError(
-                "graph must carry current layer weights (a graph made by from_layers or "
-                "from_torch, unedited); this one has none or they are stale"
-            )
-        ws = layered.weights
-    else:
+    if not (_is_torch_module(graph) or isinstance(graph, ig.Graph)):
         raise TypeError(f"graph must be an igraph.Graph or a torch module, got {type(graph).__name__}")
+    ws = as_layered(graph).weights
     out = []
     for w in ws:
         c = np.array(w, copy=True)
@@ -285,9 +274,7 @@ def as_native(graph: Any) -> NativeGraph:
     if sp.issparse(graph):
         return _csr_from_scipy(graph)
     if _is_torch_module(graph):
-        from .torch_models import layer_weights_from_module
-
-        return LayeredInput(_check_weights(layer_weights_from_module(graph), "model weights"))
+        return as_layered(graph)
     if isinstance(graph, np.ndarray) or (
         isinstance(graph, (list, tuple)) and len(graph) > 0 and not isinstance(graph[0], np.ndarray)
     ):
