@@ -2,8 +2,10 @@
 //
 // Contract: every kernel multiplies a weight block by a block of p vectors
 // stored ROW-major (n x p, one node's p values contiguous), accumulating into
-// the output: Y += B X (`rows`) or Y += B^T X (`cols`), for B dense row-major
-// (r x q) or CSR (int64 indptr/indices). One pass over B per product, so a
+// the output: Y += B X, for B dense row-major (r x q) or CSR (int64
+// indptr/indices); products with B^T use a stored transpose, because this row
+// form (a dot product per output row) runs about twice as fast as the
+// scattering column form. One pass over B per product, so a
 // weight block streams through the cache once however many vectors ride
 // along. p is dispatched to a compile-time width for p <= 16 (the compiler
 // vectorises the inner loop over p); larger p take a generic loop.
@@ -80,20 +82,6 @@ void dense_rows_p(const double* B, Index r, Index q, const double* X, double* Y,
 }
 
 template <int P>
-void dense_cols_p(const double* B, Index r, Index q, const double* X, double* Y, Index pp) {
-    const Index p = Width<P>::get(pp);
-    for (Index i = 0; i < r; ++i) {
-        const double* b = B + i * q;
-        const double* x = X + i * p;
-        for (Index j = 0; j < q; ++j) {
-            const double w = b[j];
-            double* y = Y + j * p;
-            for (Index t = 0; t < p; ++t) y[t] += w * x[t];
-        }
-    }
-}
-
-template <int P>
 void csr_rows_p(const Index* indptr, const Index* indices, const double* val, Index r,
                 const double* X, double* Y, Index pp) {
     const Index p = Width<P>::get(pp);
@@ -128,20 +116,6 @@ void csr_rows_p(const Index* indptr, const Index* indices, const double* val, In
     }
 }
 
-template <int P>
-void csr_cols_p(const Index* indptr, const Index* indices, const double* val, Index r,
-                const double* X, double* Y, Index pp) {
-    const Index p = Width<P>::get(pp);
-    for (Index i = 0; i < r; ++i) {
-        const double* x = X + i * p;
-        for (Index e = indptr[i]; e < indptr[i + 1]; ++e) {
-            const double w = val[e];
-            double* y = Y + indices[e] * p;
-            for (Index t = 0; t < p; ++t) y[t] += w * x[t];
-        }
-    }
-}
-
 #define NETMOD_DISPATCH_P(fn, p, ...)                   \
     switch (p) {                                        \
         case 1: fn<1>(__VA_ARGS__); break;              \
@@ -162,19 +136,10 @@ void csr_cols_p(const Index* indptr, const Index* indices, const double* val, In
 inline void dense_rows(const double* B, Index r, Index q, const double* X, double* Y, Index p) {
     NETMOD_DISPATCH_P(dense_rows_p, p, B, r, q, X, Y, p)
 }
-// Y (q x p) += B^T X (r x p)
-inline void dense_cols(const double* B, Index r, Index q, const double* X, double* Y, Index p) {
-    NETMOD_DISPATCH_P(dense_cols_p, p, B, r, q, X, Y, p)
-}
 inline void csr_rows(const Index* indptr, const Index* indices, const double* val, Index r,
                      const double* X, double* Y, Index p) {
     NETMOD_DISPATCH_P(csr_rows_p, p, indptr, indices, val, r, X, Y, p)
 }
-inline void csr_cols(const Index* indptr, const Index* indices, const double* val, Index r,
-                     const double* X, double* Y, Index p) {
-    NETMOD_DISPATCH_P(csr_cols_p, p, indptr, indices, val, r, X, Y, p)
-}
-
 #undef NETMOD_DISPATCH_P
 
 }  // namespace netmod::kernels
