@@ -13,6 +13,7 @@ MODULES = [
     "netmod.torch_models",
     "netmod.cli",
     "netmod.nulls",
+    "netmod.communities",
     "netmod.synthetic",
 ]
 

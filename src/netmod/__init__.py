@@ -13,6 +13,7 @@ partition and normalised spectral clustering.
 from importlib import metadata as _metadata
 
 from . import synthetic
+from .communities import leiden, louvain, modularity
 from .graphs import from_layers, layer_weights
 from .nulls import (
     NullDistribution,
@@ -53,6 +54,9 @@ __all__ = [
     "Embedding",
     "NullDistribution",
     "combine_percentiles",
+    "leiden",
+    "louvain",
+    "modularity",
     "null_statistics",
     "replicate_seed",
     "shuffle_null",
