@@ -14,6 +14,7 @@ MODULES = [
     "netmod.cli",
     "netmod.nulls",
     "netmod.communities",
+    "netmod.compare",
     "netmod.synthetic",
 ]
 

@@ -14,6 +14,7 @@ from importlib import metadata as _metadata
 
 from . import synthetic
 from .communities import leiden, louvain, modularity
+from .compare import Comparison, compare
 from .graphs import from_layers, layer_weights
 from .nulls import (
     NullDistribution,
@@ -51,6 +52,8 @@ def from_torch(model, *, example_input=None):
 
 
 __all__ = [
+    "Comparison",
+    "compare",
     "Embedding",
     "NullDistribution",
     "combine_percentiles",

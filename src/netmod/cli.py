@@ -50,6 +50,22 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from . import compare, from_layers
+    from .torch_models import load_weights
+
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
+    graph = from_layers(load_weights(args.model, sizes=sizes))
+    cmp = compare(graph, methods=tuple(args.methods.split(",")), n_clusters=args.n_clusters, seed=args.seed)
+    if args.json:
+        json.dump(cmp.to_dict(), sys.stdout)
+        print()
+    else:
+        print(f"{args.model}: {graph.vcount()} units, {graph.ecount()} weights, layers {graph['layer_sizes']}")
+        print(cmp)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netmod`` command.
 
@@ -69,12 +85,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--n-clusters", type=int, default=12)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cmp = sub.add_parser("compare", help="compare clustering methods on a saved MLP")
+    cmp.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP")
+    cmp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
+    cmp.add_argument("--methods", default="spectral,leiden,louvain")
+    cmp.add_argument("--n-clusters", type=int, default=12)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
     if args.version:
         print(f"netmod {__version__}")
         return 0
     if args.command == "demo":
         return _demo(args)
+    if args.command == "compare":
+        return _compare(args)
     parser.print_help()
     return 2
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from .graphs import from_layers
 
-__all__ = ["from_torch", "keras_like_mlp", "layer_weights_from_module"]
+__all__ = ["from_torch", "keras_like_mlp", "layer_weights_from_module", "load_weights"]
 
 _CHAIN_ERROR = "not a chain of Linear layers with elementwise activations between them"
 
@@ -395,3 +395,78 @@ def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
             if dropout > 0:
                 layers.append(nn.Dropout(float(dropout)))
     return nn.Sequential(*layers)
+
+
+def load_weights(path, *, sizes=None):
+    """Per-layer (in, out) weights of an MLP saved as a state_dict or TorchScript file.
+
+    A state_dict is read with ``torch.load(..., weights_only=True)``, which
+    never runs code from the file. Its 2-D ``*.weight`` tensors are taken in
+    the order they were saved (PyTorch saves in module registration order);
+    pruned entries (``*.weight_orig`` with ``*.weight_mask``) give the
+    effective weights. A TorchScript archive is opened with ``torch.jit.load``
+    and read the same way.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    sizes : sequence of int, optional
+        Expected layer sizes, inputs first; checked when given.
+
+    Returns
+    -------
+    list of ndarray
+
+    Raises
+    ------
+    ValueError
+        If the file holds no chain of Linear weights, or not the given sizes.
+
+    Examples
+    --------
+    >>> import tempfile, os, torch
+    >>> from netmod.torch_models import keras_like_mlp, load_weights
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> torch.save(keras_like_mlp([5, 4, 3]).state_dict(), path)
+    >>> [w.shape for w in load_weights(path, sizes=[5, 4, 3])]
+    [(5, 4), (4, 3)]
+    """
+    import zipfile
+
+    path = str(path)
+    is_script = zipfile.is_zipfile(path) and any(
+        "/code/" in name or name.startswith("code/") for name in zipfile.ZipFile(path).namelist()
+    )
+    if is_script:
+        state = torch.jit.load(path, map_location="cpu").state_dict()
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling refusal or corrupt file
+            raise ValueError(f"path {path!r} is not a loadable state_dict (weights_only=True): {exc}") from exc
+    if isinstance(state, nn.Module):
+        state = state.state_dict()
+    if not isinstance(state, dict):
+        raise ValueError(f"path {path!r} holds a {type(state).__name__}, not a state_dict")
+    weights = []
+    for key, value in state.items():
+        if not torch.is_tensor(value) or value.dim() != 2:
+            continue
+        if key.endswith(".weight_orig"):
+            mask = state.get(key[: -len("_orig")] + "_mask")
+            value = value * mask if mask is not None else value
+        elif not key.endswith("weight") or key.endswith("_mask"):
+            continue
+        weights.append(value.detach().to(torch.float64).cpu().numpy().T.copy())
+    if not weights:
+        raise ValueError(f"path {path!r} holds no 2-D weight tensors")
+    for i in range(1, len(weights)):
+        if weights[i].shape[0] != weights[i - 1].shape[1]:
+            raise ValueError(
+                f"path {path!r}: weight {i} has {weights[i].shape[0]} inputs but weight {i - 1} "
+                f"has {weights[i - 1].shape[1]} outputs; not a chain of Linear layers"
+            )
+    found = [weights[0].shape[0]] + [w.shape[1] for w in weights]
+    if sizes is not None and [int(s) for s in sizes] != found:
+        raise ValueError(f"sizes {list(sizes)} do not match the saved layers {found}")
+    return weights
