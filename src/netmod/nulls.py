@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 METHODS = ("layer", "nonzero")
+STATISTICS = ("ncut", "modularity")
+CLUSTERINGS = ("spectral", "leiden", "louvain")
 
 
 def _check_method(method: Any) -> str:
@@ -33,7 +35,7 @@ def _check_method(method: Any) -> str:
     return method
 
 
-def null_statistics(observed: float, samples: Sequence[float]) -> dict:
+def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modular: bool = False) -> dict:
     """Where an observed n-cut falls in a null distribution (REFERENCE.md 4).
 
     Parameters
@@ -41,6 +43,9 @@ def null_statistics(observed: float, samples: Sequence[float]) -> dict:
     observed : float
     samples : sequence of float
         The null samples (at least one).
+    higher_is_modular : bool, default False
+        False for n-cut (lower = more modular); True for modularity Q, where
+        the percentile counts samples above the observed value instead.
 
     Returns
     -------
@@ -62,13 +67,18 @@ def null_statistics(observed: float, samples: Sequence[float]) -> dict:
     mean = float(x.mean())
     std = float(x.std())
     z = (observed - mean) / std if std > 0 else math.nan
-    below = int(np.count_nonzero(x < observed))
+    if higher_is_modular:
+        beyond = int(np.count_nonzero(x > observed))
+        significant = bool(observed > x.max())
+    else:
+        beyond = int(np.count_nonzero(x < observed))
+        significant = bool(observed < x.min())
     return {
         "mean": mean,
         "std": std,
         "zscore": float(z),
-        "percentile": (below + 1) / (x.size + 1),
-        "significant": bool(observed < x.min()),
+        "percentile": (beyond + 1) / (x.size + 1),
+        "significant": significant,
     }
 
 
@@ -108,6 +118,10 @@ class NullDistribution:
         (values permuted among the non-zero positions).
     n_clusters, n_shuffles, seed, n_init, tol
         The settings that produced it.
+    statistic, clustering : str
+        What was measured ("ncut" or "modularity") of which partition
+        ("spectral", "leiden" or "louvain"). For modularity the percentile
+        counts shuffles with a higher Q and `significant` means above all.
     versions : dict
     """
 
@@ -119,13 +133,15 @@ class NullDistribution:
     seed: int
     n_init: int
     tol: float
+    statistic: str = "ncut"
+    clustering: str = "spectral"
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", _frozen(np.asarray(self.samples, dtype=np.float64)))
 
     def _stats(self) -> dict:
-        return null_statistics(self.observed, self.samples)
+        return null_statistics(self.observed, self.samples, higher_is_modular=self.statistic == "modularity")
 
     @property
     def mean(self) -> float:
@@ -142,12 +158,12 @@ class NullDistribution:
 
     @property
     def percentile(self) -> float:
-        """(#{samples < observed} + 1) / (n + 1): a one-sided p-value."""
+        """(#{samples more modular than observed} + 1) / (n + 1): a one-sided p-value."""
         return self._stats()["percentile"]
 
     @property
     def significant(self) -> bool:
-        """Observed below every shuffle (the 2020 paper's criterion)."""
+        """Observed more modular than every shuffle (the 2020 paper's criterion)."""
         return self._stats()["significant"]
 
     def to_dict(self) -> dict:
@@ -161,7 +177,8 @@ class NullDistribution:
 
     def __repr__(self) -> str:
         return (
-            f"NullDistribution(method={self.method!r}, observed={self.observed:.4f}, "
+            f"NullDistribution(method={self.method!r}, statistic={self.statistic!r}, "
+            f"clustering={self.clustering!r}, observed={self.observed:.4f}, "
             f"mean={self.mean:.4f}, zscore={self.zscore:.2f}, percentile={self.percentile:.4f}, "
             f"n_shuffles={self.n_shuffles})"
         )
@@ -226,6 +243,8 @@ def shuffle_null(
     n_init: int = 10,
     tol: float = DEFAULT_TOL,
     progress: bool | None = None,
+    statistic: str = "ncut",
+    clustering: str = "spectral",
 ) -> NullDistribution:
     """n-cut of a network against the n-cuts of its weight-shuffled copies.
 
@@ -256,6 +275,13 @@ def shuffle_null(
         Eigenvector residual bound (see :func:`netmod.spectral_clustering`).
     progress : bool or None
         tqdm progress bar; None shows it only on a terminal.
+    statistic : {"ncut", "modularity"}, default "ncut"
+        What is recorded of each partition: its n-cut or its weighted
+        modularity Q.
+    clustering : {"spectral", "leiden", "louvain"}, default "spectral"
+        How each network is partitioned. Anything but spectral n-cut runs one
+        replicate at a time in Python (Leiden and Louvain hold the GIL), on
+        the same shuffles (:func:`shuffled_weights`) and replicate seeds.
 
     Returns
     -------
@@ -286,6 +312,15 @@ def shuffle_null(
     threads = _check_threads(n_threads)
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
+    if clustering not in CLUSTERINGS:
+        raise ValueError(f"clustering must be one of {CLUSTERINGS}, got {clustering!r}")
+    if statistic != "ncut" or clustering != "spectral":
+        return _python_null(
+            layered, n_shuffles=n_shuffles, method=method, n_clusters=k, seed=seed, n_init=n_init,
+            tol=tol, threads=threads, progress=progress, statistic=statistic, clustering=clustering,
+        )
 
     weights = list(_core.compact_layers(list(layered.weights)))
     observed = spectral_clustering(
@@ -323,4 +358,40 @@ def shuffle_null(
         seed=seed,
         n_init=n_init,
         tol=tol,
+    )
+
+
+def _python_null(layered, *, n_shuffles, method, n_clusters, seed, n_init, tol, threads, progress,
+                 statistic, clustering) -> NullDistribution:
+    """Replicates one at a time in Python, on the kernel's shuffles and seeds."""
+    from tqdm.auto import tqdm
+
+    from .communities import leiden, louvain, modularity
+    from .graphs import from_layers
+
+    def score(weights, rseed):
+        g = from_layers(list(weights))
+        if clustering == "spectral":
+            p = spectral_clustering(g, n_clusters=n_clusters, seed=rseed, n_init=n_init, tol=tol,
+                                    n_threads=threads)
+        elif clustering == "leiden":
+            p = leiden(g, objective="modularity", seed=rseed % 2**63)
+        else:
+            p = louvain(g, seed=rseed % 2**63)
+        return p.ncut if statistic == "ncut" else modularity(g, p.labels)
+
+    weights = list(_core.compact_layers(list(layered.weights)))
+    observed = score(weights, seed)
+    samples = np.empty(n_shuffles)
+    disable = None if progress is None else not progress
+    with tqdm(total=n_shuffles, desc=f"{method} null ({clustering} {statistic})", unit="shuffle",
+              disable=disable, leave=False) as bar:
+        for i in range(n_shuffles):
+            shuffled = _core.shuffled_layers(weights, method=method, seed=seed, index=i)
+            samples[i] = score(shuffled, int(_core.replicate_seed(seed, i)))
+            bar.update(1)
+    return NullDistribution(
+        observed=float(observed), samples=samples, method=method, n_clusters=n_clusters,
+        n_shuffles=n_shuffles, seed=seed, n_init=n_init, tol=tol, statistic=statistic,
+        clustering=clustering,
     )
