@@ -62,6 +62,11 @@ def test_weighted_modularity_matches_igraph(backend):
     member[member < 0] = member.max() + 1 + np.arange((member < 0).sum())
     expected = g.modularity(member.tolist(), weights="weight")
     assert netmod.modularity(a, p.labels) == pytest.approx(expected, abs=1e-12)
+    assert p.modularity(a) == pytest.approx(expected, abs=1e-12)
+    spectral = netmod.spectral_clustering(a, n_clusters=3, seed=0)
+    sm = spectral.labels.copy()
+    sm[sm < 0] = sm.max() + 1 + np.arange((sm < 0).sum())
+    assert spectral.modularity(a) == pytest.approx(g.modularity(sm.tolist(), weights="weight"), abs=1e-12)
     assert p.info["modularity"] == pytest.approx(expected, abs=1e-12)
     unweighted = g.modularity(member.tolist())
     assert abs(unweighted - expected) > 1e-6, "the weighted value differs from leidenalg's unweighted one"

@@ -109,6 +109,24 @@ class Partition:
         kept = self.labels[self.labels >= 0]
         return np.bincount(kept, minlength=self.n_clusters)
 
+    def modularity(self, graph: Any, *, resolution: float = 1.0) -> float:
+        """Weighted modularity Q of this partition on ``graph`` (weights |w|).
+
+        The n-cut of the partition on any graph is ``netmod.ncut(graph,
+        p.labels)`` (``p.ncut`` holds it for the graph it was computed on).
+
+        Examples
+        --------
+        >>> import numpy as np, netmod
+        >>> a = np.kron(np.eye(2), np.ones((3, 3))) - np.eye(6)
+        >>> p = netmod.spectral_clustering(a, n_clusters=2)
+        >>> round(p.modularity(a), 6), p.ncut
+        (0.5, 0.0)
+        """
+        from .communities import modularity
+
+        return modularity(graph, self.labels, resolution=resolution)
+
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version of the result."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
