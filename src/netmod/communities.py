@@ -40,7 +40,7 @@ def to_igraph(graph: Any) -> ig.Graph:
     [2.0]
     """
     if isinstance(graph, ig.Graph) and not graph.is_directed():
-        native = as_native(graph)  # validates weights and self-loops
+        as_native(graph)  # validates weights and self-loops
         if "weight" in graph.es.attributes():
             return graph
         g = graph.copy()

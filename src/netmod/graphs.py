@@ -201,7 +201,7 @@ def _csr_from_scipy(m: Any) -> CsrInput:
     dtype = m.dtype
     if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
         raise TypeError(f"graph must have numeric weights, got dtype {dtype}")
-    if np.iscomplexobj(m.data if hasattr(m, "data") else np.empty(0, dtype)):
+    if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"graph must have real weights, got dtype {dtype}")
     a = sp.csr_matrix(m, dtype=np.float64)
     a.sum_duplicates()
