@@ -15,6 +15,7 @@ MODULES = [
     "netmod.nulls",
     "netmod.communities",
     "netmod.compare",
+    "netmod.datasets",
     "netmod.synthetic",
 ]
 

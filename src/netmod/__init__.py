@@ -12,7 +12,7 @@ partition and normalised spectral clustering.
 
 from importlib import metadata as _metadata
 
-from . import synthetic
+from . import datasets, synthetic
 from .communities import leiden, louvain, modularity
 from .compare import Comparison, compare
 from .graphs import from_layers, layer_weights
@@ -54,6 +54,7 @@ def from_torch(model, *, example_input=None):
 __all__ = [
     "Comparison",
     "compare",
+    "datasets",
     "Embedding",
     "NullDistribution",
     "combine_percentiles",

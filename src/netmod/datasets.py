@@ -1,0 +1,240 @@
+"""The standard MNIST and Fashion-MNIST files: find, verify, load.
+
+Files are looked up, in order, in ``data_dir``, ``$NETMOD_DATA``, the
+per-user cache (``$XDG_CACHE_HOME/netmod`` or ``~/.cache/netmod``) and
+``/usr/share/datasets/<name>`` (Debian's dataset packages), each holding one
+folder per dataset (``<dir>/mnist/train-images-idx3-ubyte.gz``, ...; the
+Debian folder holds the files directly). Missing files are downloaded into
+the cache from the standard mirrors where a network exists. Every file is
+checked against the SHA-256 of its uncompressed IDX content, so a corrupted
+or truncated file is an error, never a silently wrong array; gzip headers
+may differ (Debian recompresses).
+
+To add a dataset in the same format, add an entry to ``DATASETS`` with its
+file names, uncompressed SHA-256 sums and mirrors.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DATASETS", "Dataset", "load", "load_embedded", "search_path"]
+
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+DATASETS = {
+    "mnist": {
+        "sha256": {
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/"],
+    },
+    "fashion-mnist": {
+        "sha256": {
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
+    },
+}
+
+SYSTEM_DIR = Path("/usr/share/datasets")
+_EMBEDDED = Path(__file__).resolve().parent / "data"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels of one split.
+
+    Attributes
+    ----------
+    images : ndarray of uint8, shape (n, 28, 28)
+    labels : ndarray of uint8, shape (n,)
+    name, split : str
+    source : str
+        Where the files were read from.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    name: str
+    split: str
+    source: str
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "netmod"
+
+
+def search_path(name: str, data_dir: str | os.PathLike | None = None) -> list:
+    """The folders searched for dataset ``name``, in order.
+
+    Examples
+    --------
+    >>> search_path("mnist", "/data")[0]
+    PosixPath('/data/mnist')
+    """
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir) / name)
+    if os.environ.get("NETMOD_DATA"):
+        dirs.append(Path(os.environ["NETMOD_DATA"]) / name)
+    dirs.append(_cache_dir() / name)
+    dirs.append(SYSTEM_DIR / name)
+    return dirs
+
+
+def _read_verified(path: Path, expected: str) -> bytes:
+    try:
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ValueError(f"{path}: cannot be read or decompressed ({exc}); the file is corrupt or truncated") from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != expected:
+        raise ValueError(
+            f"{path}: SHA-256 of the IDX content is {digest}, expected {expected}; "
+            "the file is corrupt, truncated or not the standard one"
+        )
+    return raw
+
+
+def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">u4", count=ndim, offset=4).astype(np.int64)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: IDX header says {dims.tolist()} but holds {data.size} bytes")
+    return data.reshape(dims).copy()
+
+
+def _find(name: str, stem: str, dirs: list) -> Path | None:
+    for d in dirs:
+        for candidate in (d / f"{stem}.gz", d / stem):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _download(name: str, stem: str) -> Path:
+    target = _cache_dir() / name / f"{stem}.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in DATASETS[name]["mirrors"]:
+        try:
+            with urllib.request.urlopen(mirror + f"{stem}.gz", timeout=30) as resp:
+                data = resp.read()
+            tmp = target.with_suffix(".part")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+            return target
+        except OSError as exc:
+            errors.append(f"{mirror}: {exc}")
+    raise OSError("; ".join(errors))
+
+
+def load(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None,
+         download: bool = True) -> Dataset:
+    """Load a split of MNIST or Fashion-MNIST from the standard IDX files.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist"}
+    split : {"train", "test"}
+    data_dir : path, optional
+        A folder holding ``<name>/<file>.gz`` (or uncompressed); searched first.
+    download : bool, default True
+        Fetch missing files into the cache from the standard mirrors.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or split, and for a corrupt or truncated file
+        (the message names the file and the checksums).
+    FileNotFoundError
+        If the files are found nowhere and cannot be downloaded; the message
+        says which files to put where.
+
+    Examples
+    --------
+    >>> import os
+    >>> ds = load("mnist", "test", data_dir=os.environ.get("NETMOD_DATA"))  # doctest: +SKIP
+    """
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    dirs = search_path(name, data_dir)
+    arrays, sources = [], []
+    for stem in _FILES[split]:
+        path = _find(name, stem, dirs)
+        if path is None and download:
+            try:
+                path = _download(name, stem)
+            except OSError as exc:
+                raise FileNotFoundError(_missing_message(name, split, dirs, f"download failed: {exc}")) from None
+        if path is None:
+            raise FileNotFoundError(_missing_message(name, split, dirs, "download disabled"))
+        arrays.append(_parse_idx(_read_verified(path, DATASETS[name]["sha256"][stem]), path))
+        sources.append(str(path.parent))
+    images, labels = arrays
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return Dataset(images=images, labels=labels, name=name, split=split, source=sources[0])
+
+
+def _missing_message(name: str, split: str, dirs: list, why: str) -> str:
+    files = ", ".join(f"{s}.gz" for s in _FILES[split])
+    where = "\n  ".join(str(d) for d in dirs)
+    return (
+        f"{name} {split} files not found ({why}). Put {files} into one of:\n  {where}\n"
+        f"(or set NETMOD_DATA to a folder holding {name}/)."
+    )
+
+
+def load_embedded(split: str = "train", *, n_train: int = 8000) -> Dataset:
+    """The MNIST test split shipped inside netmod, cut into train and test parts.
+
+    The first ``n_train`` of the 10,000 images form "train", the rest "test".
+    MNIST is by Yann LeCun and Corinna Cortes, CC BY-SA 3.0 (see
+    ``netmod/data/README.md``).
+
+    Examples
+    --------
+    >>> ds = load_embedded("test")
+    >>> ds.images.shape, ds.labels.shape
+    ((2000, 28, 28), (2000,))
+    """
+    if split not in _FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if not 0 < n_train < 10000:
+        raise ValueError(f"n_train must be in (0, 10000), got {n_train}")
+    sha = DATASETS["mnist"]["sha256"]
+    images = _parse_idx(_read_verified(_EMBEDDED / "t10k-images-idx3-ubyte.gz", sha["t10k-images-idx3-ubyte"]), _EMBEDDED)
+    labels = _parse_idx(_read_verified(_EMBEDDED / "t10k-labels-idx1-ubyte.gz", sha["t10k-labels-idx1-ubyte"]), _EMBEDDED)
+    part = slice(0, n_train) if split == "train" else slice(n_train, None)
+    return Dataset(images=images[part], labels=labels[part], name="mnist-embedded", split=split,
+                   source=str(_EMBEDDED))
