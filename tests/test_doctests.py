@@ -16,6 +16,7 @@ MODULES = [
     "netmod.communities",
     "netmod.compare",
     "netmod.datasets",
+    "netmod.training",
     "netmod.synthetic",
 ]
 
