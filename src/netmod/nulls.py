@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -140,36 +141,38 @@ class NullDistribution:
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", _frozen(np.asarray(self.samples, dtype=np.float64)))
 
+    @functools.cached_property
     def _stats(self) -> dict:
+        # Computed once: the fields are frozen, so the statistics cannot go stale.
         return null_statistics(self.observed, self.samples, higher_is_modular=self.statistic == "modularity")
 
     @property
     def mean(self) -> float:
-        return self._stats()["mean"]
+        return self._stats["mean"]
 
     @property
     def std(self) -> float:
         """Population standard deviation of the samples."""
-        return self._stats()["std"]
+        return self._stats["std"]
 
     @property
     def zscore(self) -> float:
-        return self._stats()["zscore"]
+        return self._stats["zscore"]
 
     @property
     def percentile(self) -> float:
         """(#{samples more modular than observed} + 1) / (n + 1): a one-sided p-value."""
-        return self._stats()["percentile"]
+        return self._stats["percentile"]
 
     @property
     def significant(self) -> bool:
         """Observed more modular than every shuffle (the 2020 paper's criterion)."""
-        return self._stats()["significant"]
+        return self._stats["significant"]
 
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version, with the derived statistics."""
         out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        stats = self._stats()
+        stats = dict(self._stats)
         if math.isnan(stats["zscore"]):
             stats["zscore"] = None
         out.update(stats)
