@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 __all__ = ["main"]
@@ -66,6 +67,32 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import ReproduceConfig, reproduce
+
+    settings = {k: v for k, v in {
+        "protocol": args.protocol, "networks": args.networks, "n_clusters": args.n_clusters,
+        "nulls": tuple(args.null.split(",")) if args.null else None, "n_shuffles": args.shuffles,
+        "epochs": args.epochs, "prune_epochs": args.prune_epochs, "seed": args.seed, "data_dir": args.data_dir,
+        "n_threads": args.threads,
+        "sizes": tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None,
+    }.items() if v is not None}
+    try:
+        if args.quick:
+            config = ReproduceConfig.quick_config(**settings)
+        else:
+            config = ReproduceConfig(dataset=args.dataset, **settings)
+    except (TypeError, ValueError) as err:
+        print(f"netmod reproduce: {err}", file=sys.stderr)
+        return 2
+    out = args.out or ("netmod-quick" if args.quick else f"netmod-{config.dataset}-{config.protocol}")
+    result = reproduce(config, out, models=args.models, progress=None if args.progress else False)
+    print()
+    print((Path(out) / "report.md").read_text().split("## Per network")[0].rstrip())
+    print(f"\nwrote {', '.join(result.files)} to {out}/")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netmod`` command.
 
@@ -92,6 +119,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmp.add_argument("--n-clusters", type=int, default=12)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    rep = sub.add_parser("reproduce", help="train the four conditions, cluster them, compare with nulls, report")
+    rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"])
+    rep.add_argument("--quick", action="store_true",
+                     help="embedded MNIST, 10+10 epochs, one network per condition (a few minutes)")
+    rep.add_argument("--protocol", default="2021", choices=["2021", "2020"],
+                     help="2021: k=12, layer null, 50 shuffles, 5 nets; 2020: k=4, both nulls, 320 shuffles, 10 nets")
+    rep.add_argument("--networks", type=int, default=None, help="networks per condition")
+    rep.add_argument("--n-clusters", type=int, default=None)
+    rep.add_argument("--null", default=None, help="'layer', 'nonzero' or 'layer,nonzero'")
+    rep.add_argument("--shuffles", type=int, default=None)
+    rep.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    rep.add_argument("--prune-epochs", type=int, default=None, help="pruning epochs (default 20)")
+    rep.add_argument("--sizes", default=None, help="layer sizes, comma-separated")
+    rep.add_argument("--seed", type=int, default=None, help="seed of the first network (then +1 per network)")
+    rep.add_argument("--threads", type=int, default=None, help="threads for the null runs (default: all cores)")
+    rep.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
+    rep.add_argument("--out", default=None, help="output folder (default netmod-<dataset>-<protocol>)")
+    rep.add_argument("--models", default=None, help="folder of trained networks to reuse (default OUT/models)")
+    rep.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
     args = parser.parse_args(argv)
     if args.version:
         print(f"netmod {__version__}")
@@ -100,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command == "reproduce":
+        return _reproduce(args)
     parser.print_help()
     return 2
 
