@@ -18,6 +18,7 @@ MODULES = [
     "netmod.datasets",
     "netmod.training",
     "netmod.synthetic",
+    "netmod.reproduce",
 ]
 
 
