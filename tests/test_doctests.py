@@ -19,6 +19,7 @@ MODULES = [
     "netmod.training",
     "netmod.synthetic",
     "netmod.reproduce",
+    "netmod.lesions",
 ]
 
 

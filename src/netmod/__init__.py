@@ -16,6 +16,7 @@ from . import datasets, synthetic
 from .communities import leiden, louvain, modularity
 from .compare import Comparison, compare
 from .graphs import from_layers, layer_weights
+from .lesions import LesionDependencies, LesionImportance, lesion_dependencies, lesion_importance
 from .nulls import (
     NullDistribution,
     combine_percentiles,
@@ -70,6 +71,10 @@ __all__ = [
     "from_layers",
     "from_torch",
     "layer_weights",
+    "LesionDependencies",
+    "LesionImportance",
+    "lesion_dependencies",
+    "lesion_importance",
     "ncut",
     "spectral_clustering",
     "spectral_embedding",

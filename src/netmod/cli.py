@@ -93,6 +93,46 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lesion(args: argparse.Namespace) -> int:
+    import os
+
+    from . import datasets, from_torch, spectral_clustering
+    from .lesions import lesion_dependencies, lesion_importance, write_report
+    from .training import load_model
+
+    try:
+        model, _ = load_model(args.model)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        print(f"netmod lesion: cannot load model {args.model!r} (saved by netmod.training.save_model?): {err}",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.dataset == "embedded":
+            data = datasets.load_embedded("test")
+        else:
+            data = datasets.load(args.dataset, "test", data_dir=args.data_dir or os.environ.get("NETMOD_DATA"))
+    except (OSError, ValueError) as err:
+        print(f"netmod lesion: {err}", file=sys.stderr)
+        return 2
+    progress = None if args.progress else False
+    partition = spectral_clustering(from_torch(model), n_clusters=args.n_clusters, seed=args.seed)
+    imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress)
+    dep = lesion_dependencies(model, partition, data, importance=imp, n_draws=args.dependency_draws,
+                              seed=args.seed, progress=progress)
+    out = Path(args.out or f"netmod-lesion-{Path(args.model).stem}")
+    files = write_report(out, imp, dep, partition=partition, model=str(args.model), dataset=data.name)
+    print(f"{args.model}: {len(data.labels)} {data.name} test images, accuracy {imp.base_accuracy:.4f}; "
+          f"spectral clustering k={args.n_clusters} (n-cut {partition.ncut:.3f}); {args.draws} random lesions "
+          f"per sub-module")
+    print(imp.to_markdown())
+    counts = ", ".join(f"{n} {c}" for c, n in imp.counts().items() if n)
+    n_edges = sum(r["edge"] is not None for r in dep.pairs)
+    print(f"\n{counts}; Fisher-combined p {imp.combined_p:.3g}; dependency graph: {len(dep.nodes)} important "
+          f"sub-modules, {n_edges} edges")
+    print(f"wrote {', '.join(files)} to {out}/")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``netmod`` command.
 
@@ -138,6 +178,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--out", default=None, help="output folder (default netmod-<dataset>-<protocol>)")
     rep.add_argument("--models", default=None, help="folder of trained networks to reuse (default OUT/models)")
     rep.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    les = sub.add_parser("lesion", help="importance of a saved MLP's modules and their dependencies (lesions)")
+    les.add_argument("model", help="model saved by netmod.training.save_model (.pt with .json beside it)")
+    les.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"],
+                     help="test split to evaluate on ('embedded': the 2000 test images shipped with netmod)")
+    les.add_argument("--n-clusters", type=int, default=12)
+    les.add_argument("--draws", type=int, default=100, help="random lesions per sub-module")
+    les.add_argument("--dependency-draws", type=int, default=50, help="random sets per conditional test")
+    les.add_argument("--seed", type=int, default=0)
+    les.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
+    les.add_argument("--out", default=None, help="output folder (default netmod-lesion-<model name>)")
+    les.add_argument("--progress", action="store_true", help="show progress bars")
     args = parser.parse_args(argv)
     if args.version:
         print(f"netmod {__version__}")
@@ -148,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(args)
     if args.command == "reproduce":
         return _reproduce(args)
+    if args.command == "lesion":
+        return _lesion(args)
     parser.print_help()
     return 2
 

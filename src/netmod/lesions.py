@@ -1,0 +1,944 @@
+"""Importance of modules and dependencies between them: lesion analysis (REFERENCE.md 7).
+
+A sub-module is the set of units of one cluster in one hidden layer. To
+lesion it, its units' incoming weights and biases are set to zero, so each
+lesioned unit outputs ``act(0)`` (0 after ReLU). Its importance is measured
+against random sets of the same size among the live units (label >= 0) of the
+same layer.
+
+Every lesion leaves the layers below the lesioned layer untouched, so the
+activations of the whole dataset are computed once and each lesioned network
+only recomputes the layers above. The first of those is a low-rank update:
+lesioning the set ``S`` of layer ``a`` changes the next pre-activations by
+``(h_a[:, S] - act(0)) @ W[:, S]^T``, which costs ``|S|`` rather than ``n_a``
+multiply-adds per output. Many draws are evaluated at once as a batch.
+
+torch is imported inside the functions, so ``import netmod`` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .results import _frozen, _plain, versions
+
+__all__ = [
+    "LesionDependencies",
+    "LesionImportance",
+    "lesion_dependencies",
+    "lesion_importance",
+    "write_report",
+]
+
+CATEGORIES = ("complete", "small", "important", "prunable", "other")
+_BUDGET = 1 << 24  # floats per batched activation tensor (64 MiB in float32)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if int(value) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {int(value)}")
+    return int(value)
+
+
+def _check_fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+class _Net:
+    """An MLP replayed layer by layer: the Linear layers and what runs between them."""
+
+    # Modules that mix units would make a lesion's effect depend on other units'
+    # values, which the low-rank update does not model.
+    _MIXING = ("Softmax", "Softmin", "LogSoftmax")
+
+    def __init__(self, model: Any) -> None:
+        import torch
+        from torch import nn
+
+        from .torch_models import _check_chain, _linear_calls, _trace_default, _traced_modules
+
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        traced = _traced_modules(model)
+        if not any(isinstance(m, nn.Linear) for m, _ in traced):
+            raise ValueError(f"model must contain at least one torch.nn.Linear layer, got a "
+                             f"{type(model).__name__} with none")
+        self.model = model
+        with self.eval_mode():
+            calls = _trace_default(model, traced)
+        linears = _linear_calls(traced, calls)
+        _check_chain(calls)
+        if len(linears) < 2:
+            raise ValueError(f"model must have a hidden layer (at least two Linear layers), got {len(linears)}")
+        leaves = [m for m, _ in calls if isinstance(m, nn.Linear) or next(m.children(), None) is None]
+        groups: list = [[]]
+        for m in leaves:
+            if isinstance(m, nn.Linear):
+                groups.append([])
+            else:
+                groups[-1].append(m)
+        self.pre, self.between, self.post = groups[0], groups[1:-1], groups[-1]
+        for i, mods in enumerate(self.between):
+            for m in mods:
+                if type(m).__name__ in self._MIXING:
+                    raise ValueError(f"model runs {type(m).__name__} after hidden layer {i + 1}; lesions need "
+                                     f"elementwise activations between Linear layers")
+        self.weights, self.biases = [], []
+        for m, _ in linears:
+            w = m.weight_orig * m.weight_mask if hasattr(m, "weight_orig") and hasattr(m, "weight_mask") else m.weight
+            w = w.detach().cpu()
+            self.weights.append(w)
+            self.biases.append(m.bias.detach().cpu() if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype))
+        self.dtype = self.weights[0].dtype
+        self.sizes = [int(self.weights[0].shape[1])] + [int(w.shape[0]) for w in self.weights]
+        for a, (w_in, w_out) in enumerate(zip(self.weights, self.weights[1:])):
+            if w_in.shape[0] != w_out.shape[1]:
+                raise ValueError(f"model's Linear layers do not chain: layer {a + 1} has {w_in.shape[0]} units "
+                                 f"but the next Linear takes {w_out.shape[1]} inputs")
+        with torch.no_grad(), self.eval_mode():
+            # What a lesioned unit outputs: the activation of a zero pre-activation.
+            self.dead_output = [self._act(a, torch.zeros(1, n, dtype=self.dtype))[0]
+                                for a, n in enumerate(self.sizes[1:-1], start=1)]
+
+    def eval_mode(self):
+        import contextlib
+
+        @contextlib.contextmanager
+        def manager():
+            modes = [(m, m.training) for m in self.model.modules()]
+            self.model.eval()
+            try:
+                yield
+            finally:
+                for m, mode in modes:
+                    m.training = mode
+
+        return manager()
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes)
+
+    def _act(self, layer: int, z):
+        for m in self.between[layer - 1]:
+            z = m(z)
+        return z
+
+    def _linear(self, i: int, h):
+        return h @ self.weights[i].T + self.biases[i]
+
+    def _output(self, z):
+        for m in self.post:
+            z = m(z)
+        return z
+
+    def forward_cache(self, x):
+        """Activations h[l] of every layer and pre-activations z[l] of every non-input layer."""
+        for m in self.pre:
+            x = m(x)
+        h, z = {0: x}, {}
+        for i in range(self.n_layers - 1):
+            z[i + 1] = self._linear(i, h[i])
+            if i + 1 < self.n_layers - 1:
+                h[i + 1] = self._act(i + 1, z[i + 1])
+        return h, z
+
+    def lesion_cache(self, h, z, layer: int, units):
+        """h and z with ``units`` of ``layer`` lesioned (a fixed lesion), layers above recomputed."""
+        import torch
+
+        units = torch.as_tensor(units, dtype=torch.long)
+        h, z = dict(h), dict(z)
+        zl = z[layer].clone()
+        zl[:, units] = 0
+        z[layer] = zl
+        h[layer] = self._act(layer, zl)
+        for i in range(layer, self.n_layers - 1):
+            z[i + 1] = self._linear(i, h[i])
+            if i + 1 < self.n_layers - 1:
+                h[i + 1] = self._act(i + 1, z[i + 1])
+        return h, z
+
+    def lesioned_correct(self, h, z, layer: int, draws, onehot, labels, fixed=None):
+        """Correct answers per class, (n_draws, n_classes), for each row of ``draws`` lesioned in ``layer``.
+
+        ``h``, ``z``: a cache from :meth:`forward_cache` (possibly with fixed
+        lesions below ``layer`` already applied). ``fixed``: {layer: units}
+        lesioned in every draw, for layers above ``layer``.
+        """
+        import torch
+
+        draws = torch.as_tensor(draws, dtype=torch.long)
+        n_draws, size = draws.shape
+        masks = {}
+        for b, units in (fixed or {}).items():
+            mask = torch.ones(self.sizes[b], dtype=self.dtype)
+            mask[torch.as_tensor(units, dtype=torch.long)] = 0
+            masks[b] = mask
+        n = h[layer].shape[0]
+        width = max(self.sizes[layer + 1:])
+        rows = max(1, min(n, _BUDGET // width))
+        per_chunk = max(1, _BUDGET // (rows * width))
+        w_next = self.weights[layer]
+        dead = self.dead_output[layer - 1]
+        counts = torch.zeros(n_draws, onehot.shape[1], dtype=torch.float64)
+        for r0 in range(0, n, rows):
+            h_rows = h[layer][r0:r0 + rows]
+            z_rows = z[layer + 1][r0:r0 + rows]
+            for d0 in range(0, n_draws, per_chunk):
+                idx = draws[d0:d0 + per_chunk]
+                lost = (h_rows[:, idx] - dead[idx]).permute(1, 0, 2)  # (d, rows, size)
+                zz = z_rows.unsqueeze(0) - torch.bmm(lost, w_next[:, idx].permute(1, 2, 0))
+                for b in range(layer + 1, self.n_layers - 1):
+                    if b in masks:
+                        zz = zz * masks[b]
+                    zz = self._linear(b, self._act(b, zz))
+                pred = self._output(zz).argmax(dim=-1)
+                correct = (pred == labels[r0:r0 + rows]).to(torch.float64)
+                counts[d0:d0 + per_chunk] += correct @ onehot[r0:r0 + rows]
+        return counts.numpy()
+
+
+def _dataset_tensors(dataset: Any, net: _Net):
+    import torch
+
+    if hasattr(dataset, "images") and hasattr(dataset, "labels"):
+        images, labels = dataset.images, dataset.labels
+    elif isinstance(dataset, (tuple, list)) and len(dataset) == 2:
+        images, labels = dataset
+    else:
+        raise TypeError(f"dataset must be (images, labels) or a netmod.datasets.Dataset, got {type(dataset).__name__}")
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype == np.uint8:
+        x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    elif np.issubdtype(images.dtype, np.floating):
+        x = images.reshape(len(images), -1)
+    else:
+        raise TypeError(f"dataset images must be uint8 (scaled by 1/255) or floating (used as is), got {images.dtype}")
+    if images.shape[0] == 0:
+        raise ValueError("dataset must hold at least one example, got 0")
+    if x.shape[1] != net.sizes[0]:
+        raise ValueError(f"dataset images must have {net.sizes[0]} values each (the model's inputs), "
+                         f"got shape {images.shape}")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"dataset labels must have shape ({images.shape[0]},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"dataset labels must be integers, got {labels.dtype}")
+    n_classes = net.sizes[-1]
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise ValueError(f"dataset labels must be in [0, {n_classes}) (the model's outputs), "
+                         f"got [{labels.min()}, {labels.max()}]")
+    y = torch.as_tensor(labels.astype(np.int64))
+    onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64)
+    return torch.as_tensor(np.ascontiguousarray(x)).to(net.dtype), y, onehot
+
+
+def _labels(partition: Any, net: _Net) -> np.ndarray:
+    labels = partition.labels if hasattr(partition, "labels") and hasattr(partition, "n_clusters") else partition
+    a = np.asarray(labels)
+    if a.dtype == object or not np.issubdtype(a.dtype, np.integer):
+        raise TypeError(f"partition must be a netmod Partition or an integer label array, got dtype {a.dtype}")
+    n = sum(net.sizes)
+    if a.shape != (n,):
+        raise ValueError(f"partition must have one label per unit of the model ({n} = "
+                         f"{' + '.join(map(str, net.sizes))}, inputs first), got shape {a.shape}")
+    if a.size and a.min() < -1:
+        raise ValueError(f"partition labels must be >= -1 (-1 = dead unit), got {a.min()}")
+    return a.astype(np.int64)
+
+
+def _submodules(labels: np.ndarray, sizes: list) -> list:
+    """(layer, cluster, units, live units of the layer) for every sub-module, layer then cluster order."""
+    out = []
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    for layer in range(1, len(sizes) - 1):
+        lab = labels[offsets[layer]:offsets[layer + 1]]
+        live = np.flatnonzero(lab >= 0)
+        for c in np.unique(lab[live]):
+            out.append((layer, int(c), np.flatnonzero(lab == c), live))
+    return out
+
+
+def _random_sets(seed: int, key: tuple, live: np.ndarray, size: int, n: int) -> np.ndarray:
+    """n random ``size``-subsets of ``live``; the stream depends only on (seed, key)."""
+    rng = np.random.default_rng([seed, *key])
+    return rng.permuted(np.tile(live, (n, 1)), axis=1)[:, :size]
+
+
+def _progress(total: int, desc: str, progress: Any):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="lesion", disable=None if progress is None else not progress,
+                leave=False)
+
+
+def _class_stats(drops: np.ndarray) -> tuple:
+    """Mean over classes of per-class accuracy drops, and their range (peak-to-peak / mean; nan if mean <= 0)."""
+    mean = drops.mean(axis=-1)
+    spread = np.ptp(drops, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rng = np.where(mean > 0, spread / np.where(mean > 0, mean, 1.0), np.nan)
+    return mean, rng
+
+
+def _p_upper(observed: float, samples: np.ndarray) -> float:
+    """(#{samples >= observed} + 1) / (n + 1) over the finite samples; nan if observed is nan."""
+    if not np.isfinite(observed):
+        return math.nan
+    s = samples[np.isfinite(samples)]
+    return (int(np.count_nonzero(s >= observed)) + 1) / (s.size + 1)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    return value
+
+
+def _markdown(rows: list, columns: list) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(c for c, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(f(r)) for _, f in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class LesionImportance:
+    """Single lesions of every sub-module against random same-size lesions.
+
+    Attributes
+    ----------
+    table : tuple of dict
+        One row per sub-module, hidden layer then cluster order, with keys
+        ``layer`` (1 = first hidden layer; 0 is the input layer, as in the
+        neuron graph), ``cluster``, ``size``, ``units`` (unit indices within
+        the layer), ``accuracy`` (after the lesion), ``drop`` (base accuracy
+        minus it, a fraction: 0.01 is one point), ``null_mean``, ``null_std``
+        (population) and ``z`` of the random lesions' drops, ``p`` =
+        (#{random drop >= drop} + 1) / (n_draws + 1), ``class_drop`` (per-class
+        accuracy drops), ``mean_class_drop`` (their mean: the drop of the
+        class-balanced accuracy), ``range`` (peak-to-peak of ``class_drop``
+        divided by its mean: output specificity; nan when the mean is <= 0),
+        ``range_p`` (the same one-sided p for ``range`` against the random
+        lesions') and ``category``.
+    null_drops : ndarray of float64, shape (n_submodules, n_draws)
+        Accuracy drop of every random lesion, rows in table order.
+    base_accuracy : float
+    base_class_accuracy : ndarray of float64, shape (n_classes,)
+        Per-class accuracy of the intact model (nan for a class absent from
+        the dataset).
+    n_draws, seed : int
+    min_drop : float
+        Drop an important sub-module must reach (0.01 = one point).
+    small : int
+        Sub-modules of at most this many units are "small".
+    n_examples : int
+    layer_sizes : tuple of int
+    versions : dict
+
+    Notes
+    -----
+    Categories, first match wins: ``complete`` (the sub-module is every live
+    unit of its layer: the random sets are the same set, so p = 1), ``small``
+    (size <= ``small``), ``important`` (p = 1/(n_draws+1), its minimum, and
+    drop >= ``min_drop``), ``prunable`` (p = 1 and drop < ``min_drop``),
+    ``other``.
+    """
+
+    table: tuple
+    null_drops: np.ndarray
+    base_accuracy: float
+    base_class_accuracy: np.ndarray
+    n_draws: int
+    seed: int
+    min_drop: float
+    small: int
+    n_examples: int
+    layer_sizes: tuple
+    versions: dict = field(default_factory=versions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "null_drops", _frozen(np.asarray(self.null_drops, dtype=np.float64)))
+        object.__setattr__(self, "base_class_accuracy",
+                           _frozen(np.asarray(self.base_class_accuracy, dtype=np.float64)))
+        object.__setattr__(self, "table", tuple(self.table))
+        object.__setattr__(self, "layer_sizes", tuple(int(s) for s in self.layer_sizes))
+
+    @functools.cached_property
+    def combined_p(self) -> float:
+        """Fisher's combination of the p-values of all sub-modules but the complete ones.
+
+        Through :func:`netmod.combine_percentiles` (each p shifted down by half
+        its smallest value, then ``scipy.stats.combine_pvalues``); nan when
+        every sub-module is complete.
+        """
+        from .nulls import combine_percentiles
+
+        p = [r["p"] for r in self.table if r["category"] != "complete"]
+        return combine_percentiles(p, self.n_draws) if p else math.nan
+
+    @property
+    def important(self) -> list:
+        """(layer, cluster) of the important sub-modules."""
+        return [(r["layer"], r["cluster"]) for r in self.table if r["category"] == "important"]
+
+    def counts(self) -> dict:
+        """Number of sub-modules per category."""
+        return {c: sum(r["category"] == c for r in self.table) for c in CATEGORIES}
+
+    def to_markdown(self) -> str:
+        """The table as Markdown, drops in accuracy points."""
+        return _markdown(list(self.table), [
+            ("layer", lambda r: r["layer"]), ("cluster", lambda r: r["cluster"]), ("size", lambda r: r["size"]),
+            ("drop (points)", lambda r: 100 * r["drop"]), ("null mean", lambda r: 100 * r["null_mean"]),
+            ("z", lambda r: r["z"]), ("p", lambda r: r["p"]), ("range", lambda r: r["range"]),
+            ("range p", lambda r: r["range_p"]), ("category", lambda r: r["category"]),
+        ])
+
+    def to_dict(self) -> dict:
+        """Plain Python (JSON-ready) version; nan becomes None."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["table"] = [_plain(dict(r)) for r in self.table]
+        out["layer_sizes"] = list(self.layer_sizes)
+        out["combined_p"] = self.combined_p
+        return _nan_to_none(out)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c}={n}" for c, n in self.counts().items() if n)
+        return (f"LesionImportance(n_submodules={len(self.table)}, base_accuracy={self.base_accuracy:.4f}, "
+                f"{counts}, combined_p={self.combined_p:.3g}, n_draws={self.n_draws}, seed={self.seed})")
+
+
+@dataclass(frozen=True)
+class LesionDependencies:
+    """Double lesions of pairs of sub-modules in different layers.
+
+    Attributes
+    ----------
+    nodes : tuple of dict
+        The sub-modules tested: ``layer``, ``cluster``, ``size``, ``drop``
+        (single-lesion accuracy drop).
+    pairs : tuple of dict
+        One row per pair (i, j) of nodes with ``layer_i < layer_j``: ``i``,
+        ``j`` (indices into ``nodes``), ``drop_i``, ``drop_j``, ``drop_ij``
+        (both lesioned), ``interaction`` = drop_ij - (drop_i + drop_j),
+        ``p_i_given_j`` (j lesioned as it is, i replaced by random same-size
+        sets of its layer: (#{random drop >= drop_ij} + 1) / (n_draws + 1)),
+        ``p_j_given_i``, ``significant_i_given_j``, ``significant_j_given_i``
+        (p at its minimum, 1/(n_draws+1)), and ``edge``: ``"i->j"``,
+        ``"j->i"`` or ``None``.
+    interaction : ndarray of float64, shape (n_nodes, n_nodes)
+        Symmetric; nan on the diagonal and for pairs in the same layer.
+    n_draws, seed : int
+    base_accuracy : float
+    versions : dict
+
+    Notes
+    -----
+    "X | Y significant" means X still matters once Y is lesioned. When X | Y
+    is significant and Y | X is not, Y's effect disappears once X is gone: Y
+    depends on X, and the graph has an edge X -> Y.
+    """
+
+    nodes: tuple
+    pairs: tuple
+    interaction: np.ndarray
+    n_draws: int
+    seed: int
+    base_accuracy: float
+    versions: dict = field(default_factory=versions)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interaction", _frozen(np.asarray(self.interaction, dtype=np.float64)))
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "pairs", tuple(self.pairs))
+
+    @property
+    def graph(self):
+        """Directed igraph.Graph: one vertex per node (attributes ``name`` "layer:cluster", ``layer``,
+        ``cluster``, ``size``, ``drop``), an edge X -> Y when Y depends on X (attributes
+        ``interaction``, ``p_source_given_target``, ``p_target_given_source``)."""
+        import igraph
+
+        g = igraph.Graph(n=len(self.nodes), directed=True)
+        for key in ("layer", "cluster", "size", "drop"):
+            g.vs[key] = [n[key] for n in self.nodes]
+        g.vs["name"] = [f"{n['layer']}:{n['cluster']}" for n in self.nodes]
+        edges, attrs = [], {"interaction": [], "p_source_given_target": [], "p_target_given_source": []}
+        for r in self.pairs:
+            if r["edge"] is None:
+                continue
+            forward = r["edge"] == "i->j"
+            src, dst = (r["i"], r["j"]) if forward else (r["j"], r["i"])
+            edges.append((src, dst))
+            attrs["interaction"].append(r["interaction"])
+            attrs["p_source_given_target"].append(r["p_i_given_j"] if forward else r["p_j_given_i"])
+            attrs["p_target_given_source"].append(r["p_j_given_i"] if forward else r["p_i_given_j"])
+        g.add_edges(edges)
+        for key, values in attrs.items():
+            g.es[key] = values
+        return g
+
+    def to_dict(self) -> dict:
+        """Plain Python (JSON-ready) version; nan becomes None."""
+        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["nodes"] = [_plain(dict(n)) for n in self.nodes]
+        out["pairs"] = [_plain(dict(r)) for r in self.pairs]
+        return _nan_to_none(out)
+
+    def __repr__(self) -> str:
+        n_edges = sum(r["edge"] is not None for r in self.pairs)
+        return (f"LesionDependencies(n_nodes={len(self.nodes)}, n_pairs={len(self.pairs)}, n_edges={n_edges}, "
+                f"n_draws={self.n_draws}, seed={self.seed})")
+
+
+# --------------------------------------------------------------------------- analyses
+
+
+class _Setup:
+    def __init__(self, model, partition, dataset):
+        import torch
+
+        self.net = _Net(model)
+        self.labels = _labels(partition, self.net)
+        self.x, self.y, self.onehot = _dataset_tensors(dataset, self.net)
+        with torch.no_grad(), self.net.eval_mode():
+            self.h, self.z = self.net.forward_cache(self.x)
+            self._check_replay(model)
+            logits = self.net._output(self.z[self.net.n_layers - 1])
+        correct = (logits.argmax(dim=-1) == self.y).to(torch.float64) @ self.onehot
+        self.class_totals = self.onehot.sum(dim=0).numpy()
+        self.base_correct = correct.numpy()
+        self.base_accuracy = float(self.base_correct.sum() / len(self.y))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.base_class_accuracy = self.base_correct / self.class_totals
+        self.submodules = _submodules(self.labels, self.net.sizes)
+
+    def _check_replay(self, model):
+        """The layer-by-layer replay must reproduce model(x): catches forwards that do more than their modules."""
+        import torch
+
+        x = self.x[:64]
+        expected = model(x)
+        got = self.net._output(self.net.forward_cache(x)[1][self.net.n_layers - 1])
+        if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
+            raise ValueError("model's forward is not the chain of its Linear layers and activations (functional "
+                             "code in forward?); lesion analysis needs a plain MLP")
+
+    def accuracy_drops(self, correct: np.ndarray) -> tuple:
+        """Accuracy drop and per-class accuracy drops of correct-count rows."""
+        drop = self.base_accuracy - correct.sum(axis=-1) / len(self.y)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            class_drop = self.base_class_accuracy - correct / self.class_totals
+        return drop, class_drop
+
+
+def lesion_importance(
+    model: Any,
+    partition: Any,
+    dataset: Any,
+    *,
+    n_draws: int = 100,
+    seed: int = 0,
+    min_drop: float = 0.01,
+    small: int = 12,
+    progress: bool | None = None,
+) -> LesionImportance:
+    """Accuracy cost of lesioning each sub-module, against random lesions of the same size.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An MLP: a chain of Linear layers with elementwise activations between
+        them (as accepted by :func:`netmod.from_torch`); pruning masks are
+        applied. Evaluated in eval mode (dropout off); left unchanged.
+    partition : netmod.Partition or array_like of int
+        One label per unit of the model's neuron graph, in layer order (inputs,
+        hidden layers, outputs), as :func:`netmod.spectral_clustering` returns
+        for ``netmod.from_torch(model)``; -1 marks dead units, which belong to
+        no sub-module and are never drawn. Only hidden layers are lesioned.
+    dataset : (images, labels) or netmod.datasets.Dataset
+        uint8 images (scaled by 1/255, as :func:`netmod.training.evaluate`
+        does) or floating images (used as they are), of shape (n, inputs) or
+        (n, 28, 28); integer labels in [0, n_outputs).
+    n_draws : int, default 100
+        Random same-size lesions per sub-module.
+    seed : int, default 0
+        Sub-module (layer, cluster) draws its random sets from a generator
+        seeded with (seed, layer, cluster), so a row does not depend on the
+        other sub-modules.
+    min_drop : float, default 0.01
+        Accuracy drop (fraction) an important sub-module must reach.
+    small : int, default 12
+        Sub-modules of at most this many units are categorised "small".
+    progress : bool or None
+        tqdm progress bar (None: only on a terminal).
+
+    Returns
+    -------
+    LesionImportance
+
+    Raises
+    ------
+    TypeError
+        If `model` is not a torch module, `partition` holds no integer
+        labels, or `dataset` is not (images, labels) or a Dataset.
+    ValueError
+        If `model` is not a plain MLP with a hidden layer, the labels do not
+        match its units, the images or labels do not match its inputs and
+        outputs, or a parameter is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, netmod
+    >>> from netmod.torch_models import keras_like_mlp
+    >>> model = keras_like_mlp((784, 16, 16, 10), seed=0)
+    >>> rng = np.random.default_rng(0)
+    >>> images, labels = rng.integers(0, 256, (200, 784), dtype=np.uint8), rng.integers(0, 10, 200)
+    >>> labels_by_unit = np.r_[np.full(784, -1), np.arange(16) % 2, np.arange(16) % 4, np.full(10, -1)]
+    >>> imp = netmod.lesion_importance(model, labels_by_unit, (images, labels), n_draws=20, progress=False)
+    >>> [(r["layer"], r["cluster"], r["size"]) for r in imp.table][:3]
+    [(1, 0, 8), (1, 1, 8), (2, 0, 4)]
+    >>> imp.null_drops.shape, 0 < imp.combined_p <= 1
+    ((6, 20), True)
+    """
+    import torch
+
+    n_draws = _check_int(n_draws, "n_draws", 1)
+    seed = _check_int(seed, "seed", 0)
+    min_drop = _check_fraction(min_drop, "min_drop")
+    small = _check_int(small, "small", 0)
+    setup = _Setup(model, partition, dataset)
+    net = setup.net
+    rows, null_rows = [], []
+    with torch.no_grad(), net.eval_mode(), _progress(len(setup.submodules) * (n_draws + 1), "lesions",
+                                                     progress) as bar:
+        for layer, cluster, units, live in setup.submodules:
+            draws = np.vstack([units, _random_sets(seed, (layer, cluster), live, len(units), n_draws)])
+            correct = net.lesioned_correct(setup.h, setup.z, layer, draws, setup.onehot, setup.y)
+            bar.update(len(draws))
+            drops, class_drops = setup.accuracy_drops(correct)
+            mean_class, rng = _class_stats(np.nan_to_num(class_drops[:, setup.class_totals > 0]))
+            null = drops[1:]
+            drop = float(drops[0])
+            std = float(null.std())
+            p = _p_upper(drop, null)
+            complete = len(units) == len(live)
+            if complete:
+                category = "complete"
+            elif len(units) <= small:
+                category = "small"
+            elif p == 1 / (n_draws + 1) and drop >= min_drop:
+                category = "important"
+            elif p == 1.0 and drop < min_drop:
+                category = "prunable"
+            else:
+                category = "other"
+            rows.append({
+                "layer": layer,
+                "cluster": cluster,
+                "size": len(units),
+                "units": tuple(int(u) for u in units),
+                "accuracy": setup.base_accuracy - drop,
+                "drop": drop,
+                "null_mean": float(null.mean()),
+                "null_std": std,
+                "z": (drop - float(null.mean())) / std if std > 0 else math.nan,
+                "p": p,
+                "class_drop": tuple(float(v) for v in class_drops[0]),
+                "mean_class_drop": float(mean_class[0]),
+                "range": float(rng[0]),
+                "range_p": _p_upper(float(rng[0]), rng[1:]),
+                "category": category,
+            })
+            null_rows.append(null)
+    return LesionImportance(
+        table=rows,
+        null_drops=np.array(null_rows, dtype=np.float64).reshape(len(rows), n_draws),
+        base_accuracy=setup.base_accuracy,
+        base_class_accuracy=setup.base_class_accuracy,
+        n_draws=n_draws,
+        seed=seed,
+        min_drop=min_drop,
+        small=small,
+        n_examples=len(setup.y),
+        layer_sizes=tuple(net.sizes),
+    )
+
+
+def lesion_dependencies(
+    model: Any,
+    partition: Any,
+    dataset: Any,
+    *,
+    important_only: bool = True,
+    importance: LesionImportance | None = None,
+    n_draws: int = 50,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> LesionDependencies:
+    """Double lesions of sub-modules in different layers: interactions and a directed dependency graph.
+
+    For every pair (X, Y) of tested sub-modules in different layers: the
+    accuracy drop with both lesioned, the interaction drop_XY - (drop_X +
+    drop_Y), and the conditional tests X | Y (Y lesioned as it is, X replaced
+    by ``n_draws`` random same-size sets of live units of its layer) and
+    Y | X. An edge X -> Y (Y depends on X) when X | Y is significant (p at
+    its minimum, 1/(n_draws+1)) and Y | X is not.
+
+    Parameters
+    ----------
+    model, partition, dataset
+        As for :func:`lesion_importance`.
+    important_only : bool, default True
+        Test only the important sub-modules (from `importance`, computed
+        with ``lesion_importance(..., seed=seed)`` when not given). False:
+        every sub-module that is not a whole layer.
+    importance : LesionImportance, optional
+        A result of :func:`lesion_importance` on the same model, partition
+        and dataset.
+    n_draws : int, default 50
+        Random sets per conditional test.
+    seed : int, default 0
+    progress : bool or None
+
+    Returns
+    -------
+    LesionDependencies
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for :func:`lesion_importance`; ValueError if `importance` was
+        computed for another model, partition or dataset size.
+
+    Examples
+    --------
+    >>> import numpy as np, netmod
+    >>> from netmod.torch_models import keras_like_mlp
+    >>> model = keras_like_mlp((784, 16, 16, 10), seed=0)
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.integers(0, 256, (200, 784), dtype=np.uint8), rng.integers(0, 10, 200)
+    >>> labels_by_unit = np.r_[np.full(784, -1), np.arange(16) % 2, np.arange(16) % 4, np.full(10, -1)]
+    >>> dep = netmod.lesion_dependencies(model, labels_by_unit, data, important_only=False, n_draws=10,
+    ...                                  progress=False)
+    >>> len(dep.nodes), len(dep.pairs), dep.interaction.shape
+    (6, 8, (6, 6))
+    >>> dep.graph.is_directed()
+    True
+    """
+    import torch
+
+    if not isinstance(important_only, bool):
+        raise TypeError(f"important_only must be a bool, got {type(important_only).__name__}")
+    n_draws = _check_int(n_draws, "n_draws", 1)
+    seed = _check_int(seed, "seed", 0)
+    setup = _Setup(model, partition, dataset)
+    net = setup.net
+    if importance is not None and not isinstance(importance, LesionImportance):
+        raise TypeError(f"importance must be a LesionImportance, got {type(importance).__name__}")
+    if important_only and importance is None:
+        importance = lesion_importance(model, partition, dataset, seed=seed, progress=progress)
+    if importance is not None:
+        ours = [(layer, c, tuple(int(u) for u in units)) for layer, c, units, _ in setup.submodules]
+        theirs = [(r["layer"], r["cluster"], r["units"]) for r in importance.table]
+        if ours != theirs or importance.n_examples != len(setup.y) or importance.layer_sizes != tuple(net.sizes):
+            raise ValueError("importance was computed for another model, partition or dataset")
+    by_key = {(layer, c): (units, live) for layer, c, units, live in setup.submodules}
+    if important_only:
+        keys = importance.important
+    else:
+        keys = [(layer, c) for layer, c, units, live in setup.submodules if len(units) < len(live)]
+    nodes = []
+    single = {}
+    with torch.no_grad(), net.eval_mode():
+        for key in keys:
+            units, _ = by_key[key]
+            if importance is not None:
+                drop = next(r["drop"] for r in importance.table if (r["layer"], r["cluster"]) == key)
+            else:
+                correct = net.lesioned_correct(setup.h, setup.z, key[0], units[None], setup.onehot, setup.y)
+                drop = float(setup.accuracy_drops(correct)[0][0])
+            single[key] = drop
+            nodes.append({"layer": key[0], "cluster": key[1], "size": len(units), "drop": drop})
+    index = {key: i for i, key in enumerate(keys)}
+    todo = [(a, b) for a in keys for b in keys if a[0] < b[0]]
+    interaction = np.full((len(keys), len(keys)), np.nan)
+    pairs = []
+    minimum = 1 / (n_draws + 1)
+    with torch.no_grad(), net.eval_mode(), _progress(len(todo) * (2 * n_draws + 1), "double lesions",
+                                                     progress) as bar:
+        for a, b in todo:
+            (units_a, live_a), (units_b, live_b) = by_key[a], by_key[b]
+            # b | a: a lesioned as it is below, b random; row 0 is the true pair.
+            h_a, z_a = net.lesion_cache(setup.h, setup.z, a[0], units_a)
+            draws_b = np.vstack([units_b, _random_sets(seed, (*a, *b, 1), live_b, len(units_b), n_draws)])
+            drops_b = setup.accuracy_drops(net.lesioned_correct(h_a, z_a, b[0], draws_b, setup.onehot, setup.y))[0]
+            # a | b: a random, b lesioned as it is above.
+            draws_a = _random_sets(seed, (*a, *b, 0), live_a, len(units_a), n_draws)
+            drops_a = setup.accuracy_drops(net.lesioned_correct(setup.h, setup.z, a[0], draws_a, setup.onehot,
+                                                                setup.y, fixed={b[0]: units_b}))[0]
+            bar.update(2 * n_draws + 1)
+            both = float(drops_b[0])
+            p_a = _p_upper(both, drops_a)
+            p_b = _p_upper(both, drops_b[1:])
+            sig_a, sig_b = p_a == minimum, p_b == minimum
+            i, j = index[a], index[b]
+            inter = both - (single[a] + single[b])
+            interaction[i, j] = interaction[j, i] = inter
+            pairs.append({
+                "i": i, "j": j, "drop_i": single[a], "drop_j": single[b], "drop_ij": both, "interaction": inter,
+                "p_i_given_j": p_a, "p_j_given_i": p_b, "significant_i_given_j": sig_a,
+                "significant_j_given_i": sig_b,
+                "edge": "i->j" if sig_a and not sig_b else "j->i" if sig_b and not sig_a else None,
+            })
+    return LesionDependencies(nodes=nodes, pairs=pairs, interaction=interaction, n_draws=n_draws, seed=seed,
+                              base_accuracy=setup.base_accuracy)
+
+
+# --------------------------------------------------------------------------- report files
+
+_COLOURS = {"important": "tab:red", "prunable": "tab:green", "small": "tab:gray", "complete": "black",
+            "other": "tab:blue"}
+_CSV_COLUMNS = ("layer", "cluster", "size", "accuracy", "drop", "null_mean", "null_std", "z", "p",
+                "mean_class_drop", "range", "range_p", "category")
+
+
+def write_report(out: Any, importance: LesionImportance, dependencies: LesionDependencies | None = None, *,
+                 partition: Any = None, **info: Any) -> list:
+    """Write the tables (CSV, Markdown), JSON and PNG figures of a lesion analysis into folder ``out``.
+
+    Files: ``importance.csv``, ``importance.md``, ``importance.png`` (drop vs
+    size, coloured by category, with the random lesions' mean and spread),
+    ``lesions.json`` (the results' ``to_dict()``, the partition's if given,
+    and ``info``), and with `dependencies`: ``dependencies.csv`` and
+    ``dependencies.png`` (the dependency graph, sub-modules placed by layer).
+    Returns the names written.
+    """
+    import csv
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    with open(out / "importance.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_CSV_COLUMNS)
+        for r in importance.table:
+            writer.writerow([r[c] for c in _CSV_COLUMNS])
+    files.append("importance.csv")
+    (out / "importance.md").write_text(importance.to_markdown() + "\n")
+    files.append("importance.md")
+    payload = {"info": info, "importance": importance.to_dict()}
+    if partition is not None and hasattr(partition, "to_dict"):
+        payload["partition"] = _nan_to_none(partition.to_dict())
+    if dependencies is not None:
+        payload["dependencies"] = dependencies.to_dict()
+        with open(out / "dependencies.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["x", "y", "drop_x", "drop_y", "drop_xy", "interaction", "p_x_given_y",
+                             "p_y_given_x", "edge"])
+            for r in dependencies.pairs:
+                x, y = (dependencies.nodes[r[k]] for k in ("i", "j"))
+                edge = {"i->j": "x->y", "j->i": "y->x", None: ""}[r["edge"]]
+                writer.writerow([f"{x['layer']}:{x['cluster']}", f"{y['layer']}:{y['cluster']}", r["drop_i"],
+                                 r["drop_j"], r["drop_ij"], r["interaction"], r["p_i_given_j"],
+                                 r["p_j_given_i"], edge])
+        files.append("dependencies.csv")
+    (out / "lesions.json").write_text(json.dumps(payload, indent=1))
+    files.append("lesions.json")
+    files += _figures(out, importance, dependencies)
+    return files
+
+
+def _figures(out: Any, importance: LesionImportance, dependencies: LesionDependencies | None) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rows = importance.table
+    sizes = np.array([r["size"] for r in rows], dtype=float)
+    ax.errorbar(sizes, [100 * r["null_mean"] for r in rows], yerr=[100 * r["null_std"] for r in rows],
+                fmt="none", ecolor="0.75", elinewidth=3, label="random sets: mean +- sd", zorder=1)
+    for category in CATEGORIES:
+        sel = [r for r in rows if r["category"] == category]
+        if sel:
+            ax.scatter([r["size"] for r in sel], [100 * r["drop"] for r in sel], color=_COLOURS[category],
+                       label=category, zorder=2, edgecolor="white")
+    for r in rows:
+        ax.annotate(f"{r['layer']}:{r['cluster']}", (r["size"], 100 * r["drop"]), fontsize=7,
+                    xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("sub-module size (units)")
+    ax.set_ylabel("accuracy drop (points)")
+    ax.set_title(f"Lesions: {importance.n_draws} random sets per sub-module; base accuracy "
+                 f"{100 * importance.base_accuracy:.2f}%", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "importance.png", dpi=90)
+    plt.close(fig)
+    files.append("importance.png")
+    if dependencies is None:
+        return files
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    nodes = dependencies.nodes
+    pos = {}
+    for layer in sorted({n["layer"] for n in nodes}):
+        members = [i for i, n in enumerate(nodes) if n["layer"] == layer]
+        for k, i in enumerate(members):
+            pos[i] = (layer, k - (len(members) - 1) / 2)
+    for r in dependencies.pairs:
+        if r["edge"] is None:
+            continue
+        src, dst = (r["i"], r["j"]) if r["edge"] == "i->j" else (r["j"], r["i"])
+        colour = "tab:red" if r["interaction"] > 0 else "tab:blue"
+        ax.annotate("", xy=pos[dst], xytext=pos[src], zorder=1,
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.5, "shrinkA": 12, "shrinkB": 12,
+                                "connectionstyle": "arc3,rad=0.15"})
+    for i, n in enumerate(nodes):
+        ax.scatter(*pos[i], s=200 + 3000 * max(n["drop"], 0), color="tab:orange", zorder=2, edgecolor="black")
+        ax.annotate(f"{n['layer']}:{n['cluster']}\n{100 * n['drop']:.1f}", pos[i], ha="center", va="center",
+                    fontsize=7, zorder=3)
+    ax.set_xlabel("hidden layer")
+    ax.set_yticks([])
+    layers = sorted({n["layer"] for n in nodes}) or [1]
+    ax.set_xticks(layers)
+    ax.set_xlim(min(layers) - 0.6, max(layers) + 0.6)
+    ax.set_title("Dependencies (X -> Y: Y depends on X; red: interaction > 0, blue: < 0); "
+                 "label: layer:cluster, drop in points", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "dependencies.png", dpi=90)
+    plt.close(fig)
+    files.append("dependencies.png")
+    return files
