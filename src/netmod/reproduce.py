@@ -185,21 +185,21 @@ class Reproduction:
                 "claims": self.claims, "timings": self.timings, "versions": self.versions}
 
 
-def _load_data(config: ReproduceConfig, log: Callable) -> tuple:
+def _load_data(config: ReproduceConfig, log: Callable, download: bool = True) -> tuple:
     from . import datasets
 
     if config.dataset == "embedded":
         train, test = datasets.load_embedded("train"), datasets.load_embedded("test")
     else:
         try:
-            train = datasets.load(config.dataset, "train", data_dir=config.data_dir)
-            test = datasets.load(config.dataset, "test", data_dir=config.data_dir)
+            train = datasets.load(config.dataset, "train", data_dir=config.data_dir, download=download)
+            test = datasets.load(config.dataset, "test", data_dir=config.data_dir, download=download)
         except FileNotFoundError as err:
             if config.dataset != "mnist":
                 raise
             log(f"warning: full MNIST not found ({err}); using the embedded MNIST test split instead")
             config.dataset = "embedded"
-            return _load_data(config, log)
+            return _load_data(config, log, download)
     return (train.images, train.labels), (test.images, test.labels), f"{train.name} ({train.source})"
 
 
@@ -263,7 +263,7 @@ def _train_seed(config, seed, train, test, models, log, progress):
             save_model(model, pruned_path, **meta)
             model.eval()
             pruned = (model, meta)
-            log(f"  pruned  {pruned_cond.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}, "
+            log(f"  trained {pruned_cond.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}, "
                 f"sparsity {np.mean(res.sparsity):.3f} ({meta['train_seconds']:.0f} s)")
         out[pruned_cond.name] = pruned
     return out
@@ -504,7 +504,8 @@ def _figures(out: Path, result: Reproduction, examples: dict) -> list:
 
 
 def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | None = None,
-              progress: bool | None = None, log: Callable = print, figures: bool = True) -> Reproduction:
+              progress: bool | None = None, log: Callable = print, figures: bool = True,
+              download: bool = True) -> Reproduction:
     """Train (or reuse) the four conditions, analyse them and write the artefacts to ``out``.
 
     Parameters
@@ -519,6 +520,10 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
         tqdm bars per epoch (None: only on a terminal).
     log : callable
         Receives one line per step (``print`` by default).
+    figures : bool
+        Write the PNG figures (matplotlib).
+    download : bool
+        Fetch a missing dataset from the standard mirrors where a network exists.
     """
     import torch
 
@@ -529,7 +534,7 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
     out.mkdir(parents=True, exist_ok=True)
     models = out / "models" if models is None else Path(models)
     models.mkdir(parents=True, exist_ok=True)
-    train, test, source = _load_data(config, log)
+    train, test, source = _load_data(config, log, download)
     log(f"netmod reproduce: {config.dataset} ({len(train[1])} train / {len(test[1])} test images), "
         f"{config.networks} network(s) x {len(CONDITIONS)} conditions, protocol {config.protocol}")
 
@@ -560,7 +565,8 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
 
     summary = _summarise(config, rows)
     result = Reproduction(config=config, rows=rows, summary=summary, claims=_claims(config, summary),
-                          timings={}, data_source=source, versions=versions())
+                          timings={}, data_source=source,
+                          versions={**versions(), "torch": torch.__version__})
     if figures:
         result.files = _figures(out, result, examples)
     result.timings = {"training_seconds": t_train, "recorded_training_seconds": recorded,

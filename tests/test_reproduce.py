@@ -1,0 +1,175 @@
+"""The reproduction pipeline end to end, scaled down: training, resume, analysis, artefacts."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import netmod  # noqa: E402
+from netmod.cli import main  # noqa: E402
+from netmod.reproduce import CONDITIONS, PAPER, PROTOCOLS, ReproduceConfig, reproduce  # noqa: E402
+from netmod.training import load_model  # noqa: E402
+
+SHARED = Path(os.environ.get("NETMOD_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+
+SMALL = dict(dataset="embedded", sizes=(784, 24, 24, 10), epochs=1, prune_epochs=1, networks=2, n_clusters=4,
+             n_shuffles=6)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    lines = []
+    result = reproduce(ReproduceConfig(**SMALL), out, progress=False, log=lines.append)
+    return out, result, lines
+
+
+def test_writes_every_artefact(run):
+    out, result, _ = run
+    for name in ("results.json", "results.csv", "report.md", "null_histograms.png", "ncut_by_condition.png",
+                 "clusters.png"):
+        assert (out / name).stat().st_size > 0, name
+        assert name in result.files
+    for name in ("null_histograms.png", "ncut_by_condition.png", "clusters.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = sorted(p.name for p in (out / "models").glob("*.pt"))
+    assert saved == sorted(f"embedded-{c.name}-seed{s}.pt" for c in CONDITIONS for s in (0, 1))
+
+
+def test_rows_match_an_independent_recomputation(run, ncut_reference):
+    out, result, _ = run
+    assert len(result.rows) == 2 * len(CONDITIONS)
+    for row in result.rows:
+        model, meta = load_model(out / "models" / f"embedded-{row['condition']}-seed{row['seed']}.pt")
+        graph = netmod.from_torch(model)
+        part = netmod.spectral_clustering(graph, n_clusters=4, seed=row["null_seed"])
+        adjacency = np.asarray(graph.get_adjacency_sparse(attribute="weight").todense())
+        assert row["ncut"] == pytest.approx(ncut_reference(adjacency, part.labels), rel=1e-9)
+        null = netmod.shuffle_null(model, n_shuffles=6, method="layer", n_clusters=4, seed=row["null_seed"])
+        assert row["null_mean"] == pytest.approx(np.mean(null.samples), rel=1e-12)
+        assert row["null_std"] == pytest.approx(np.std(null.samples), rel=1e-12)
+        assert row["percentile"] == pytest.approx((np.sum(null.samples < row["ncut"]) + 1) / 7)
+        assert row["test_accuracy"] == meta["test_accuracy"]
+        assert row["test_accuracy"] == pytest.approx(
+            netmod.training.evaluate(model, *_embedded_test()), abs=1e-12)
+
+
+def _embedded_test():
+    ds = netmod.datasets.load_embedded("test")
+    return ds.images, ds.labels
+
+
+def test_pruned_nets_are_90_percent_sparse_and_continue_from_the_unpruned_ones(run):
+    out, _, _ = run
+    for seed in (0, 1):
+        for dense, pruned in (("unpruned", "pruned"), ("unpruned+dropout", "pruned+dropout")):
+            _, meta = load_model(out / "models" / f"embedded-{pruned}-seed{seed}.pt")
+            assert np.allclose(meta["sparsity"], 0.9, atol=0.005)
+            assert meta["dropout"] == (0.5 if "dropout" in pruned else 0.0)
+            m_dense, _ = load_model(out / "models" / f"embedded-{dense}-seed{seed}.pt")
+            m_pruned, _ = load_model(out / "models" / f"embedded-{pruned}-seed{seed}.pt")
+            w_dense = netmod.layer_weights(netmod.from_torch(m_dense))[0]
+            w_pruned = netmod.layer_weights(netmod.from_torch(m_pruned))[0]
+            # One pruning epoch moves the weights little: the kept ones correlate strongly.
+            kept = w_pruned != 0
+            assert np.corrcoef(w_dense[kept], w_pruned[kept])[0, 1] > 0.9
+
+
+def test_summary_json_and_csv_agree_with_rows(run):
+    out, result, _ = run
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["n_clusters"] == 4 and data["config"]["dataset"] == "embedded"
+    assert "netmod" in data["versions"] and "torch" in data["versions"]
+    for s in data["summary"]:
+        sel = [r for r in data["rows"] if r["condition"] == s["condition"] and r["null"] == s["null"]]
+        assert s["networks"] == 2
+        assert s["ncut_mean"] == pytest.approx(np.mean([r["ncut"] for r in sel]))
+        assert s["ncut_sd"] == pytest.approx(np.std([r["ncut"] for r in sel], ddof=1))
+        assert s["significant"] == sum(r["significant"] for r in sel)
+        assert s["paper_ncut"] == PAPER["2021"][("mnist", s["condition"])]["ncut"]
+    with open(out / "results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["ncut"]) for r in rows] == [r["ncut"] for r in data["rows"]]
+    holds = data["claims"]["pruned < unpruned"]
+    by = {s["condition"]: s["ncut_mean"] for s in data["summary"]}
+    assert holds["holds"] == (by["pruned"] < by["unpruned"])
+    report = (out / "report.md").read_text()
+    assert "| pruned+dropout | layer | 2 |" in report and "8.350 +- 0.046" in report
+
+
+def test_rerun_reuses_the_trained_networks(run, tmp_path):
+    out, first, _ = run
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")}
+    lines = []
+    second = reproduce(ReproduceConfig(**SMALL), out, progress=False, log=lines.append, figures=False)
+    assert any("seed 1: n-cut" in line for line in lines)
+    assert not any("trained" in line for line in lines)
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*.pt")} == stamps
+    assert [r["ncut"] for r in second.rows] == [r["ncut"] for r in first.rows]
+    with pytest.raises(ValueError, match="other settings"):
+        reproduce(ReproduceConfig(**{**SMALL, "epochs": 2}), out, progress=False, log=lines.append)
+
+
+def test_training_is_deterministic_for_a_seed(run, tmp_path):
+    out, first, _ = run
+    cfg = ReproduceConfig(**{**SMALL, "networks": 1, "nulls": ("nonzero",), "protocol": "2020"})
+    again = reproduce(cfg, tmp_path, progress=False, log=lambda s: None, figures=False)
+    for cond in CONDITIONS:
+        a = torch.load(out / "models" / f"embedded-{cond.name}-seed0.pt", weights_only=True)
+        b = torch.load(tmp_path / "models" / f"embedded-{cond.name}-seed0.pt", weights_only=True)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["null"] for r in again.rows] == ["nonzero"] * 4
+
+
+def test_protocols_and_config_checks():
+    assert PROTOCOLS["2021"].n_clusters == 12 and PROTOCOLS["2021"].nulls == ("layer",)
+    cfg = ReproduceConfig(protocol="2020")
+    assert (cfg.n_clusters, cfg.nulls, cfg.n_shuffles, cfg.networks) == (4, ("layer", "nonzero"), 320, 10)
+    quick = ReproduceConfig.quick_config()
+    assert quick.dataset == "embedded" and quick.networks == 1 and quick.paper_dataset == "mnist"
+    with pytest.raises(ValueError, match="protocol"):
+        ReproduceConfig(protocol="2019")
+    with pytest.raises(ValueError, match="dataset"):
+        ReproduceConfig(dataset="cifar")
+    with pytest.raises(ValueError, match="nulls"):
+        ReproduceConfig(nulls=("edges",))
+    with pytest.raises(ValueError, match="networks"):
+        ReproduceConfig(networks=0)
+    with pytest.raises(TypeError, match="n_shuffles"):
+        ReproduceConfig(n_shuffles=2.5)
+    with pytest.raises(ValueError, match="sizes"):
+        ReproduceConfig(sizes=(784, 10))
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETMOD_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(netmod.datasets, "SYSTEM_DIR", tmp_path / "none")
+    cfg = ReproduceConfig(dataset="fashion-mnist", data_dir=str(tmp_path), **{
+        k: v for k, v in SMALL.items() if k != "dataset"})
+    with pytest.raises(FileNotFoundError, match="fashion-mnist"):
+        reproduce(cfg, tmp_path / "out", progress=False, log=lambda s: None, download=False)
+
+
+def test_cli_reproduce(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["reproduce", "--quick", "--sizes", "784,16,16,10", "--epochs", "1", "--prune-epochs", "1",
+               "--shuffles", "4", "--n-clusters", "3", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| pruned+dropout | layer | 1 |" in text and "## Claims" in text
+    assert json.loads((out / "results.json").read_text())["config"]["quick"] is True
+    assert main(["reproduce", "--networks", "0", "--out", str(out)]) == 2
+    assert "networks" in capsys.readouterr().err
+
+
+def test_full_mnist_from_the_shared_data(tmp_path):
+    cfg = ReproduceConfig(**{**SMALL, "dataset": "mnist", "networks": 1, "data_dir": str(SHARED)})
+    result = reproduce(cfg, tmp_path, progress=False, log=lambda s: None, figures=False, download=False)
+    assert result.data_source.startswith("mnist (") and str(SHARED / "mnist") in result.data_source
+    assert all(0.5 < r["test_accuracy"] <= 1 for r in result.rows)
