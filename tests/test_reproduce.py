@@ -10,15 +10,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import netmod  # noqa: E402
-from netmod.cli import main  # noqa: E402
-from netmod.reproduce import CONDITIONS, PAPER, PROTOCOLS, ReproduceConfig, reproduce  # noqa: E402
-from netmod.training import load_model  # noqa: E402
+import netmod
+from netmod.cli import main
+from netmod.reproduce import CONDITIONS, PAPER, PROTOCOLS, ReproduceConfig, reproduce
+from netmod.training import load_model
 
 SHARED = Path(os.environ.get("NETMOD_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
-SMALL = dict(dataset="embedded", sizes=(784, 24, 24, 10), epochs=1, prune_epochs=1, networks=2, n_clusters=4,
-             n_shuffles=6)
+SMALL = {"dataset": "embedded", "sizes": (784, 24, 24, 10), "epochs": 1, "prune_epochs": 1, "networks": 2,
+         "n_clusters": 4, "n_shuffles": 6}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_pruned_nets_are_90_percent_sparse_and_continue_from_the_unpruned_ones(r
 
 
 def test_summary_json_and_csv_agree_with_rows(run):
-    out, result, _ = run
+    out, _, _ = run
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["n_clusters"] == 4 and data["config"]["dataset"] == "embedded"
     assert "netmod" in data["versions"] and "torch" in data["versions"]
@@ -116,7 +116,7 @@ def test_rerun_reuses_the_trained_networks(run, tmp_path):
 
 
 def test_training_is_deterministic_for_a_seed(run, tmp_path):
-    out, first, _ = run
+    out, _, _ = run
     cfg = ReproduceConfig(**{**SMALL, "networks": 1, "nulls": ("nonzero",), "protocol": "2020"})
     again = reproduce(cfg, tmp_path, progress=False, log=lambda s: None, figures=False)
     for cond in CONDITIONS:

@@ -24,9 +24,9 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -154,9 +154,9 @@ class ReproduceConfig:
             raise ValueError(f"sizes must start at 784 and end at 10 with a hidden layer between, got {self.sizes}")
 
     @classmethod
-    def quick_config(cls, **overrides) -> "ReproduceConfig":
+    def quick_config(cls, **overrides) -> ReproduceConfig:
         """The ``--quick`` run: embedded data, one net per condition, 10+10 epochs."""
-        settings = dict(dataset="embedded", networks=1, epochs=10, prune_epochs=10, quick=True)
+        settings = {"dataset": "embedded", "networks": 1, "epochs": 10, "prune_epochs": 10, "quick": True}
         settings.update(overrides)
         return cls(**settings)
 
@@ -363,17 +363,17 @@ def _report(result: Reproduction) -> str:
     lines = [
         f"# netmod reproduction: {cfg.dataset}, {cfg.protocol} protocol",
         "",
-        f"Data: {result.data_source}. MLP {'-'.join(map(str, cfg.sizes))}, {cfg.epochs} training epochs, "
-        f"{cfg.prune_epochs} pruning epochs (50% -> 90% sparsity, cubic schedule); {cfg.networks} network(s) per "
-        f"condition, seeds {cfg.seed}..{cfg.seed + cfg.networks - 1}. Spectral clustering k={cfg.n_clusters}; "
-        f"nulls: {', '.join(cfg.nulls)}, {cfg.n_shuffles} shuffles each.",
+        (f"Data: {result.data_source}. MLP {'-'.join(map(str, cfg.sizes))}, {cfg.epochs} training epochs, "
+         f"{cfg.prune_epochs} pruning epochs (50% -> 90% sparsity, cubic schedule); {cfg.networks} network(s) per "
+         f"condition, seeds {cfg.seed}..{cfg.seed + cfg.networks - 1}. Spectral clustering k={cfg.n_clusters}; "
+         f"nulls: {', '.join(cfg.nulls)}, {cfg.n_shuffles} shuffles each."),
         "",
         f"Published numbers: {cfg.protocol} protocol of REFERENCE.md 6"
         + (" (full MNIST; this run used a smaller training set, so only the direction of the claims "
            "is comparable)." if cfg.dataset == "embedded" else "."),
         "",
-        "| condition | null | nets | n-cut mean +- sd | paper | null mean | paper | mean z | paper "
-        "| significant | paper | test acc | paper |",
+        ("| condition | null | nets | n-cut mean +- sd | paper | null mean | paper | mean z | paper "
+         "| significant | paper | test acc | paper |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in result.summary:
@@ -398,9 +398,9 @@ def _report(result: Reproduction) -> str:
                      f"| {r['zscore']:.2f} | {r['percentile']:.4f} | {r['test_accuracy']:.4f} "
                      f"| {_fmt(r['sparsity'], '.3f')} |")
     lines += ["", "## Timing", "",
-              f"Training {t['training_seconds']:.0f} s (this run; reused networks count their recorded time "
-              f"{t['recorded_training_seconds']:.0f} s), analysis {t['analysis_seconds']:.0f} s, "
-              f"total {t['total_seconds']:.0f} s.", "",
+              (f"Training {t['training_seconds']:.0f} s (this run; reused networks count their recorded time "
+               f"{t['recorded_training_seconds']:.0f} s), analysis {t['analysis_seconds']:.0f} s, "
+               f"total {t['total_seconds']:.0f} s."), "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(result.versions.items())), ""]
     if result.files:
         lines += ["Figures: " + ", ".join(f"[{f}]({f})" for f in result.files if f.endswith(".png")), ""]
