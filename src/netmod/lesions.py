@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 CATEGORIES = ("complete", "small", "important", "prunable", "other")
-_BUDGET = 1 << 24  # floats per batched activation tensor (64 MiB in float32)
+_BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -112,6 +112,12 @@ class _Net:
             if w_in.shape[0] != w_out.shape[1]:
                 raise ValueError(f"model's Linear layers do not chain: layer {a + 1} has {w_in.shape[0]} units "
                                  f"but the next Linear takes {w_out.shape[1]} inputs")
+        from torch import nn as _nn
+
+        # In eval mode these are ReLU or the identity, so the batched path may apply ReLU in place.
+        passive = (_nn.ReLU, _nn.Dropout, _nn.Identity, _nn.Flatten)
+        self.relu_only = [all(type(m) in passive for m in mods) and any(type(m) is _nn.ReLU for m in mods)
+                          for mods in self.between]
         with torch.no_grad(), self.eval_mode():
             # What a lesioned unit outputs: the activation of a zero pre-activation.
             self.dead_output = [self._act(a, torch.zeros(1, n, dtype=self.dtype))[0]
@@ -176,6 +182,11 @@ class _Net:
                 h[i + 1] = self._act(i + 1, z[i + 1])
         return h, z
 
+    def _act_inplace(self, layer: int, z):
+        if self.relu_only[layer - 1]:
+            return z.clamp_(min=0)
+        return self._act(layer, z)
+
     def lesioned_correct(self, h, z, layer: int, draws, onehot, labels, fixed=None):
         """Correct answers per class, (n_draws, n_classes), for each row of ``draws`` lesioned in ``layer``.
 
@@ -194,22 +205,29 @@ class _Net:
             masks[b] = mask
         n = h[layer].shape[0]
         width = max(self.sizes[layer + 1:])
+        # Blocks of a few MiB: bigger tensors cost more in page faults and cache misses than they save.
         rows = max(1, min(n, _BUDGET // width))
         per_chunk = max(1, _BUDGET // (rows * width))
-        w_next = self.weights[layer]
+        w_next = self.weights[layer].T.contiguous()  # (n_layer, n_next): rows are gathered per draw
         dead = self.dead_output[layer - 1]
+        shift = bool(dead.any())
         counts = torch.zeros(n_draws, onehot.shape[1], dtype=torch.float64)
         for r0 in range(0, n, rows):
-            h_rows = h[layer][r0:r0 + rows]
+            h_t = h[layer][r0:r0 + rows].T.contiguous()  # (n_layer, rows)
             z_rows = z[layer + 1][r0:r0 + rows]
+            m = z_rows.shape[0]
             for d0 in range(0, n_draws, per_chunk):
                 idx = draws[d0:d0 + per_chunk]
-                lost = (h_rows[:, idx] - dead[idx]).permute(1, 0, 2)  # (d, rows, size)
-                zz = z_rows.unsqueeze(0) - torch.bmm(lost, w_next[:, idx].permute(1, 2, 0))
+                lost = h_t[idx]  # (d, size, rows)
+                if shift:
+                    lost = lost - dead[idx].unsqueeze(-1)
+                zz = torch.baddbmm(z_rows.expand(len(idx), m, -1), lost.transpose(1, 2), w_next[idx], alpha=-1)
                 for b in range(layer + 1, self.n_layers - 1):
                     if b in masks:
-                        zz = zz * masks[b]
-                    zz = self._linear(b, self._act(b, zz))
+                        zz.mul_(masks[b])
+                    zz = self._act_inplace(b, zz)
+                    zz = torch.addmm(self.biases[b], zz.reshape(-1, zz.shape[-1]), self.weights[b].T)
+                    zz = zz.view(len(idx), m, -1)
                 pred = self._output(zz).argmax(dim=-1)
                 correct = (pred == labels[r0:r0 + rows]).to(torch.float64)
                 counts[d0:d0 + per_chunk] += correct @ onehot[r0:r0 + rows]
