@@ -25,6 +25,32 @@ namespace {
 using F64 = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using I64 = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
+// Index and label arrays must hold integers: a float array would be truncated
+// silently by the cast to int64.
+I64 as_index(const py::array& a, const char* name) {
+    const char kind = a.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+        throw py::type_error(std::string(name) + " must be an integer array, got dtype " +
+                             py::str(a.dtype()).cast<std::string>());
+    return I64::ensure(a);
+}
+
+// Weights must be real numbers: the cast to float64 would drop imaginary parts.
+F64 as_real(const py::array& a, const std::string& name) {
+    const char kind = a.dtype().kind();
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+        throw py::type_error(name + " must be a real numeric array, got dtype " +
+                             py::str(a.dtype()).cast<std::string>());
+    return F64::ensure(a);
+}
+
+std::vector<F64> as_real_list(const std::vector<py::array>& ws) {
+    std::vector<F64> out;
+    for (std::size_t l = 0; l < ws.size(); ++l)
+        out.push_back(as_real(ws[l], "weights[" + std::to_string(l) + "]"));
+    return out;
+}
+
 void require_1d(const py::array& a, const char* name) {
     if (a.ndim() != 1)
         throw std::invalid_argument(std::string(name) + " must be 1-D, got " +
@@ -40,7 +66,9 @@ struct Csr {
     }
 };
 
-Csr make_csr(I64 indptr, I64 indices, F64 data) {
+Csr make_csr(const py::array& indptr_in, const py::array& indices_in, const py::array& data_in) {
+    I64 indptr = as_index(indptr_in, "indptr"), indices = as_index(indices_in, "indices");
+    F64 data = as_real(data_in, "data");
     require_1d(indptr, "indptr");
     require_1d(indices, "indices");
     require_1d(data, "data");
@@ -58,9 +86,9 @@ struct Layers {
     std::vector<netmod::LayerView> views;
 };
 
-Layers make_layers(const std::vector<F64>& weights) {
+Layers make_layers(const std::vector<py::array>& weights) {
     Layers out;
-    out.arrays = weights;
+    out.arrays = as_real_list(weights);
     for (std::size_t l = 0; l < out.arrays.size(); ++l) {
         const F64& w = out.arrays[l];
         if (w.ndim() != 2)
@@ -72,6 +100,7 @@ Layers make_layers(const std::vector<F64>& weights) {
 }
 
 const Index* checked_labels(const I64& labels, Index n, Index& k) {
+    if (!labels) throw py::type_error("labels must be an integer array");
     require_1d(labels, "labels");
     if (labels.shape(0) != n)
         throw std::invalid_argument("labels must have one entry per node (" + std::to_string(n) +
@@ -158,8 +187,10 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "ncut_csr",
-        [](I64 indptr, I64 indices, F64 data, I64 labels) {
-            const Csr c = make_csr(std::move(indptr), std::move(indices), std::move(data));
+        [](const py::array& indptr, const py::array& indices, const py::array& data,
+           const py::array& labels_in) {
+            const Csr c = make_csr(indptr, indices, data);
+            const I64 labels = as_index(labels_in, "labels");
             Index k = 0;
             const Index* lab = checked_labels(labels, c.n, k);
             py::gil_scoped_release release;
@@ -170,9 +201,10 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "ncut_layers",
-        [](const std::vector<F64>& weights, I64 labels) {
+        [](const std::vector<py::array>& weights, const py::array& labels_in) {
             const Layers ls = make_layers(weights);
             const netmod::LayeredGraph g(ls.views);
+            const I64 labels = as_index(labels_in, "labels");
             Index k = 0;
             const Index* lab = checked_labels(labels, g.n_nodes(), k);
             py::gil_scoped_release release;
@@ -183,10 +215,10 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "spectral_csr",
-        [](I64 indptr, I64 indices, F64 data, Index n_clusters, bool cluster, int n_init,
-           double tol, std::uint64_t seed, int n_threads, int block_size, int max_basis,
-           int max_restarts) {
-            const Csr c = make_csr(std::move(indptr), std::move(indices), std::move(data));
+        [](const py::array& indptr, const py::array& indices, const py::array& data,
+           Index n_clusters, bool cluster, int n_init, double tol, std::uint64_t seed,
+           int n_threads, int block_size, int max_basis, int max_restarts) {
+            const Csr c = make_csr(indptr, indices, data);
             const auto o = make_options(n_clusters, cluster, n_init, tol, seed, n_threads,
                                         block_size, max_basis, max_restarts);
             return run_spectral(c.graph(), o);
@@ -199,7 +231,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "spectral_layers",
-        [](const std::vector<F64>& weights, Index n_clusters, bool cluster, int n_init,
+        [](const std::vector<py::array>& weights, Index n_clusters, bool cluster, int n_init,
            double tol, std::uint64_t seed, int n_threads, int block_size, int max_basis,
            int max_restarts) {
             const Layers ls = make_layers(weights);
@@ -219,7 +251,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "compact_layers",
-        [](const std::vector<F64>& weights) {
+        [](const std::vector<py::array>& weights) {
             const Layers ls = make_layers(weights);
             netmod::DenseLayers d;
             {
@@ -232,7 +264,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "shuffled_layers",
-        [](const std::vector<F64>& weights, const std::string& method, std::uint64_t seed,
+        [](const std::vector<py::array>& weights, const std::string& method, std::uint64_t seed,
            std::uint64_t index) {
             const Layers ls = make_layers(weights);
             const netmod::ShuffleMethod meth = netmod::parse_method(method);
@@ -250,7 +282,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "null_samples",
-        [](const std::vector<F64>& weights, const std::string& method, std::uint64_t seed,
+        [](const std::vector<py::array>& weights, const std::string& method, std::uint64_t seed,
            Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads) {
             const Layers ls = make_layers(weights);
             if (start < 0 || count < 0)

@@ -52,6 +52,9 @@ struct Compaction {
         const Index n = static_cast<Index>(degree.size());
         compact_of.assign(n, -1);
         for (Index i = 0; i < n; ++i) {
+            if (!std::isfinite(degree[i]))
+                throw std::invalid_argument("weights: the weighted degree of node " + std::to_string(i) +
+                                            " overflows float64; rescale the weights");
             if (degree[i] > 0.0) {
                 compact_of[i] = static_cast<Index>(node_of.size());
                 node_of.push_back(i);
@@ -90,20 +93,20 @@ class CsrGraph {
 public:
     CsrGraph(Index n, const Index* indptr, const Index* indices, const double* data, Index nnz)
         : n_(n), indptr_(indptr), indices_(indices), data_(data) {
-        if (n < 0) throw std::invalid_argument("graph: negative number of nodes");
+        if (n < 0) throw std::invalid_argument("indptr: negative number of nodes");
         if (indptr[0] != 0 || indptr[n] != nnz)
-            throw std::invalid_argument("graph: indptr must start at 0 and end at nnz (" +
+            throw std::invalid_argument("indptr must start at 0 and end at nnz (" +
                                         std::to_string(nnz) + ")");
         for (Index i = 0; i < n; ++i) {
             if (indptr[i + 1] < indptr[i])
-                throw std::invalid_argument("graph: indptr must be non-decreasing");
+                throw std::invalid_argument("indptr must be non-decreasing");
         }
         for (Index e = 0; e < nnz; ++e) {
             if (indices[e] < 0 || indices[e] >= n)
-                throw std::invalid_argument("graph: column index " + std::to_string(indices[e]) +
+                throw std::invalid_argument("indices: column index " + std::to_string(indices[e]) +
                                             " out of range [0, " + std::to_string(n) + ")");
             if (!(data[e] >= 0.0) || !std::isfinite(data[e]))
-                throw std::invalid_argument("graph: weights must be finite and non-negative");
+                throw std::invalid_argument("data: weights must be finite and non-negative");
         }
     }
 
@@ -162,8 +165,12 @@ public:
 
     static double sum_ratios(const std::vector<double>& cut, const std::vector<double>& vol) {
         double total = 0.0;
-        for (std::size_t c = 0; c < cut.size(); ++c)
+        for (std::size_t c = 0; c < cut.size(); ++c) {
+            if (!std::isfinite(vol[c]))
+                throw std::invalid_argument("weights: the volume of cluster " + std::to_string(c) +
+                                            " overflows float64; rescale the weights");
             if (vol[c] > 0.0) total += cut[c] / vol[c];
+        }
         return total;
     }
 

@@ -6,7 +6,7 @@
 // I - D^-1/2 A D^-1/2 of what remains (= largest of N = D^-1/2 A D^-1/2),
 // divides the eigenvectors by sqrt(degree) (Shi-Malik embedding), runs k-means
 // on the rows, and returns labels (0..k-1, largest cluster first, ties by
-// lowest node; -1 for zero-degree nodes), eigenvalues (ascending), the
+// lowest node, none empty; -1 for zero-degree nodes), eigenvalues (ascending), the
 // eigenvectors (n x k, zero rows for removed nodes) and the n-cut.
 // Connected components are found first: each contributes the exact eigenpair
 // (0, sqrt(d)/sqrt(vol)) which is locked, and the Lanczos solver works in
@@ -78,6 +78,28 @@ std::vector<Index> components(const G& g, const Compaction& c, Index& n_comp) {
         comp[i] = id[r];
     }
     return comp;
+}
+
+// k-means leaves a cluster empty when the embedding has fewer than k
+// distinct rows (numerically: structurally equivalent nodes, or weights so
+// disparate that rows differ only far below round-off). The partition must
+// still have k clusters: each empty one takes the last member of the then
+// largest cluster (ties: lowest id), which k <= n_kept makes always possible.
+inline void fill_empty_clusters(std::vector<std::int64_t>& raw, Index k) {
+    std::vector<Index> size(k, 0);
+    for (const std::int64_t c : raw) ++size[c];
+    for (Index c = 0; c < k; ++c) {
+        if (size[c] > 0) continue;
+        const Index big = static_cast<Index>(std::max_element(size.begin(), size.end()) - size.begin());
+        for (std::size_t i = raw.size(); i-- > 0;) {
+            if (raw[i] == big) {
+                raw[i] = c;
+                break;
+            }
+        }
+        --size[big];
+        ++size[c];
+    }
 }
 
 // Relabel 0..k-1 by decreasing size, ties by lowest first member.
@@ -234,7 +256,9 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
     for (Index i = 0; i < nk; ++i) emb.row(i) = X.row(i) * comp.inv_sqrt[i];
     const KMeansResult km = kmeans(emb, k, opts.kmeans);
     res.inertia = km.inertia;
-    const std::vector<Index> compact_labels = detail::relabel_by_size(km.labels, k);
+    std::vector<std::int64_t> raw = km.labels;
+    detail::fill_empty_clusters(raw, k);
+    const std::vector<Index> compact_labels = detail::relabel_by_size(raw, k);
     res.labels.assign(n, -1);
     for (Index i = 0; i < nk; ++i) res.labels[comp.node_of[i]] = compact_labels[i];
     res.ncut = g.ncut(res.labels.data(), k);
