@@ -63,7 +63,10 @@ def _check_weights(weights: Any, name: str) -> tuple:
         raise ValueError(f"{name} must hold at least one weight matrix, got none")
     out = []
     for i, w in enumerate(weights):
-        a = np.asarray(w)
+        try:
+            a = np.asarray(w)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{name}[{i}] must be a 2-D array, got a ragged sequence: {exc}") from None
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise TypeError(f"{name}[{i}] must be a numeric array, got dtype {a.dtype}")
         if np.iscomplexobj(a):
@@ -195,9 +198,28 @@ def layer_weights(graph: Any) -> list:
     return out
 
 
+def _check_sparse_structure(m: Any) -> None:
+    """Reject index arrays that would make scipy's own C++ routines read or
+    write out of bounds (scipy only checks them fully on request)."""
+    n = m.shape[0]
+    if m.format in ("csr", "csc", "bsr"):
+        try:
+            m.check_format(full_check=True)
+        except ValueError as exc:
+            raise ValueError(f"graph must be a valid sparse matrix: {exc}") from None
+    elif m.format == "coo":
+        coords = m.coords if hasattr(m, "coords") else (m.row, m.col)
+        for c in coords:
+            if c.size and (c.min() < 0 or c.max() >= n):
+                raise ValueError(
+                    f"graph must be a valid sparse matrix, got a COO index out of range [0, {n})"
+                )
+
+
 def _csr_from_scipy(m: Any) -> CsrInput:
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"graph must be a square matrix, got shape {m.shape}")
+    _check_sparse_structure(m)
     dtype = m.dtype
     if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
         raise TypeError(f"graph must have numeric weights, got dtype {dtype}")
@@ -215,8 +237,9 @@ def _csr_from_scipy(m: Any) -> CsrInput:
         i = int(np.flatnonzero(a.diagonal())[0])
         raise ValueError(f"graph must have no self-loops, got a non-zero weight at ({i}, {i})")
     diff = abs(a - a.T)
-    scale = data.max() if data.size else 0.0
-    if diff.nnz and diff.max() > _SYMMETRY_RTOL * scale:
+    # Round-off is judged entry by entry: an edge present in one direction
+    # only is asymmetric however large the other weights are.
+    if diff.nnz and (diff - a.maximum(a.T) * _SYMMETRY_RTOL).max() > 0:
         raise ValueError("graph must be symmetric (undirected), got an asymmetric matrix")
     if diff.nnz:
         a = ((a + a.T) * 0.5).tocsr()
@@ -295,14 +318,53 @@ def as_native(graph: Any) -> NativeGraph:
     )
 
 
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """An integer parameter >= minimum (bools are not integers here)."""
+def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer parameter in [minimum, maximum] (bools are not integers here)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+# The kernel sums weights into degrees and volumes: a graph whose weights
+# could overflow those sums, or whose weights are all far below 1 (subnormal
+# ones have lost their precision), is rescaled first by a power of two, which
+# is exact and changes neither the n-cut nor the spectral partition. The shift
+# is the smallest that brings the sum of all weights below 2**_MAX_EXP (or the
+# largest weight up to about 1), so small weights are not flushed needlessly.
+_MAX_EXP = 1000
+_MIN_EXP = -400
+
+
+def _scale_shift(arrays: Sequence[np.ndarray]) -> int:
+    # max and min, not abs: no temporary copy of a large weight matrix.
+    top = max((max(float(a.max()), -float(a.min())) for a in arrays if a.size), default=0.0)
+    if top == 0.0:
+        return 0
+    exponent = int(np.frexp(top)[1])  # top < 2**exponent
+    count = sum(a.size for a in arrays)
+    width = int(np.ceil(np.log2(count)))
+    if exponent + width > _MAX_EXP:
+        shift = _MAX_EXP - exponent - width
+    elif exponent < _MIN_EXP:
+        shift = -exponent
+    else:
+        return 0
+    return shift - shift % 2  # even: D^-1/2 scales exactly too
+
+
+def for_kernel(native: NativeGraph) -> NativeGraph:
+    """``native`` with its weights brought to a magnitude the kernel handles
+    without overflow or subnormals (unchanged, not copied, when already so)."""
+    if isinstance(native, LayeredInput):
+        shift = _scale_shift(native.weights)
+        return native if shift == 0 else LayeredInput(tuple(np.ldexp(w, shift) for w in native.weights))
+    shift = _scale_shift([native.data])
+    return native if shift == 0 else CsrInput(native.indptr, native.indices, np.ldexp(native.data, shift))
 
 
 def as_layered(graph: Any) -> LayeredInput:

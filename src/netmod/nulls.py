@@ -12,7 +12,7 @@ import numpy as np
 import scipy.stats
 
 from . import _core
-from .graphs import LayeredInput, as_layered, check_int
+from .graphs import LayeredInput, as_layered, check_int, for_kernel
 from .results import _frozen, _plain, versions
 from .spectral import DEFAULT_TOL, _check_seed, _check_threads, _check_tol, spectral_clustering
 
@@ -308,8 +308,8 @@ def shuffle_null(
     layered = as_layered(graph)
     n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
     method = _check_method(method)
-    k = check_int(n_clusters, "n_clusters", 2)
-    n_init = check_int(n_init, "n_init", 1)
+    k = check_int(n_clusters, "n_clusters", 2, 2**63 - 1)
+    n_init = check_int(n_init, "n_init", 1, 2**31 - 1)
     tol = _check_tol(tol)
     seed = _check_seed(seed)
     threads = _check_threads(n_threads)
@@ -325,7 +325,7 @@ def shuffle_null(
             tol=tol, threads=threads, progress=progress, statistic=statistic, clustering=clustering,
         )
 
-    weights = list(_core.compact_layers(list(layered.weights)))
+    weights = list(for_kernel(LayeredInput(tuple(_core.compact_layers(list(layered.weights))))).weights)
     observed = spectral_clustering(
         LayeredInput(tuple(weights)), n_clusters=k, seed=seed, n_init=n_init, tol=tol, n_threads=threads
     ).ncut

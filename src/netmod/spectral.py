@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .graphs import CsrInput, LayeredInput, NativeGraph, as_native, check_int
+from .graphs import CsrInput, LayeredInput, NativeGraph, as_native, check_int, for_kernel
 from .results import Embedding, Partition
 
 __all__ = ["ncut", "spectral_clustering", "spectral_embedding"]
@@ -38,19 +38,25 @@ def _check_seed(seed: Any) -> int:
 def _check_threads(n_threads: Any) -> int:
     if n_threads is None:
         return os.cpu_count() or 1
-    return check_int(n_threads, "n_threads", 1)
+    return check_int(n_threads, "n_threads", 1, 2**31 - 1)
 
 
 def _check_labels(labels: Any, n: int) -> np.ndarray:
     a = np.asarray(labels)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"labels must be an integer array, got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise TypeError(f"labels must be an integer array, got dtype {a.dtype}")
     if a.ndim != 1 or a.size != n:
         raise ValueError(f"labels must have one entry per node ({n}), got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.integer):
         if a.dtype != bool and not (np.isfinite(a).all() and (a == np.round(a)).all()):
             raise ValueError("labels must be integer-valued")
+        if a.size and np.abs(a).max() >= 2.0**63:
+            raise ValueError(f"labels must be below 2**63 in magnitude, got {np.abs(a).max():g}")
         a = a.astype(np.int64)
+    elif np.issubdtype(a.dtype, np.unsignedinteger) and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"labels must be < 2**63, got {a.max()}")
     a = a.astype(np.int64, copy=False)
     if a.size and a.min() < -1:
         raise ValueError(f"labels must be >= -1 (-1 = left out), got {a.min()}")
@@ -63,6 +69,7 @@ def _check_labels(labels: Any, n: int) -> np.ndarray:
 
 
 def _run(native: NativeGraph, **kw: Any) -> dict:
+    native = for_kernel(native)
     if isinstance(native, LayeredInput):
         return _core.spectral_layers(list(native.weights), **kw)
     return _core.spectral_csr(native.indptr, native.indices, native.data, **kw)
@@ -108,6 +115,7 @@ def ncut(graph: Any, labels: Any = None, *, n_clusters: int = 12, seed: int | No
     if labels is None:
         return spectral_clustering(native, n_clusters=n_clusters, seed=seed).ncut
     lab = _check_labels(labels, native.n_nodes)
+    native = for_kernel(native)
     if isinstance(native, LayeredInput):
         return float(_core.ncut_layers(list(native.weights), lab))
     return float(_core.ncut_csr(native.indptr, native.indices, native.data, lab))
@@ -185,8 +193,8 @@ def spectral_clustering(
     ((35,), 3, True)
     """
     native = graph if isinstance(graph, (LayeredInput, CsrInput)) else as_native(graph)
-    k = check_int(n_clusters, "n_clusters", 2)
-    n_init = check_int(n_init, "n_init", 1)
+    k = check_int(n_clusters, "n_clusters", 2, 2**63 - 1)
+    n_init = check_int(n_init, "n_init", 1, 2**31 - 1)
     tol = _check_tol(tol)
     seed = _check_seed(seed)
     threads = _check_threads(n_threads)
@@ -249,7 +257,7 @@ def spectral_embedding(
     array([0. , 0.5, 0.5])
     """
     native = as_native(graph)
-    k = check_int(n_components, "n_components", 2)
+    k = check_int(n_components, "n_components", 2, 2**63 - 1)
     tol = _check_tol(tol)
     seed = _check_seed(seed)
     try:
