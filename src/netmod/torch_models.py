@@ -6,6 +6,10 @@ the package stays usable without torch installed.
 
 from __future__ import annotations
 
+import collections
+import io
+import pickle
+
 import numpy as np
 import torch
 from torch import nn
@@ -397,6 +401,67 @@ def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
     return nn.Sequential(*layers)
 
 
+class _ScriptObject:
+    """The attributes of one pickled TorchScript object (module), without its code."""
+
+    def __init__(self, *args):
+        self.attrs = {}
+
+    def __setstate__(self, state):
+        self.attrs = dict(state) if isinstance(state, dict) else {}
+
+
+class _ScriptUnpickler(pickle.Unpickler):
+    """Reads a TorchScript archive's data.pkl: TorchScript classes become plain
+    attribute holders, tensors are rebuilt from the archive's storages, and
+    every other global is refused, so nothing from the file is executed."""
+
+    def __init__(self, data, archive, prefix):
+        super().__init__(io.BytesIO(data))
+        self.archive, self.prefix = archive, prefix
+
+    def find_class(self, module, name):
+        if module.startswith("__torch__."):
+            return type(name, (_ScriptObject,), {})
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return torch._utils._rebuild_tensor_v2
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch" and name.endswith("Storage") and isinstance(getattr(torch, name, None), type):
+            return getattr(torch, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a weights file")
+
+    def persistent_load(self, pid):
+        _, storage_type, key, _, _ = pid
+        raw = self.archive.read(f"{self.prefix}data/{key}")
+        return torch.TypedStorage(wrap_storage=torch.UntypedStorage.from_buffer(raw, dtype=torch.uint8),
+                                  dtype=storage_type.dtype, _internal=True)
+
+
+def _script_state(path):
+    """Tensors of a TorchScript archive by attribute path ("0.weight"), in order."""
+    import warnings
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation
+        name = next(n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl"))
+        root = _ScriptUnpickler(archive.read(name), archive, name[: -len("data.pkl")]).load()
+    state = collections.OrderedDict()
+
+    def walk(obj, prefix):
+        for key, value in obj.attrs.items():
+            if isinstance(value, _ScriptObject):
+                walk(value, f"{prefix}{key}.")
+            elif torch.is_tensor(value):
+                state[prefix + key] = value
+
+    if not isinstance(root, _ScriptObject):
+        raise ValueError(f"the archive holds a {type(root).__name__}, not a module")
+    walk(root, "")
+    return state
+
+
 def load_weights(path, *, sizes=None):
     """Per-layer (in, out) weights of an MLP saved as a state_dict or TorchScript file.
 
@@ -404,8 +469,10 @@ def load_weights(path, *, sizes=None):
     never runs code from the file. Its 2-D ``*.weight`` tensors are taken in
     the order they were saved (PyTorch saves in module registration order);
     pruned entries (``*.weight_orig`` with ``*.weight_mask``) give the
-    effective weights. A TorchScript archive is opened with ``torch.jit.load``
-    and read the same way.
+    effective weights. A TorchScript archive is read the same way from its
+    pickled attributes, without ``torch.jit.load``: its code is never run,
+    and an archive whose pickle names anything but TorchScript objects and
+    tensors is refused.
 
     Parameters
     ----------
@@ -434,11 +501,15 @@ def load_weights(path, *, sizes=None):
     import zipfile
 
     path = str(path)
-    is_script = zipfile.is_zipfile(path) and any(
-        "/code/" in name or name.startswith("code/") for name in zipfile.ZipFile(path).namelist()
-    )
+    is_script = False
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            is_script = any("/code/" in name or name.startswith("code/") for name in archive.namelist())
     if is_script:
-        state = torch.jit.load(path, map_location="cpu").state_dict()
+        try:
+            state = _script_state(path)
+        except Exception as exc:  # noqa: BLE001 - refused global or corrupt archive
+            raise ValueError(f"path {path!r} is not a loadable TorchScript archive (its code is never run): {exc}") from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
