@@ -101,6 +101,22 @@ def test_fast_path_equals_full_forward_passes_float64(model, partition, data):
         np.testing.assert_allclose(null, expected, atol=1e-12)
 
 
+def test_large_lesions_recomputed_equal_full_forward_passes(model, data):
+    # Sub-modules over half their layer take the masked-recompute branch instead of the low-rank update.
+    _, (images, labels) = data
+    double = copy.deepcopy(model).double()
+    lab = np.full(sum(SIZES), -1)
+    lab[OFFSETS[2]:OFFSETS[3]] = (np.arange(64) >= 40).astype(int)
+    imp = netmod.lesion_importance(double, lab, (images, labels), n_draws=3, seed=1, progress=False)
+    base = naive_correct(double, {}, images, labels).sum()
+    for row, null in zip(imp.table, imp.null_drops):
+        assert row["drop"] == pytest.approx(naive_drop(double, {2: row["units"]}, images, labels, base), abs=1e-12)
+        sets = _random_sets(1, (2, row["cluster"]), np.arange(64), row["size"], 3)
+        np.testing.assert_allclose(null, [naive_drop(double, {2: s}, images, labels, base) for s in sets],
+                                   atol=1e-12)
+    assert [r["size"] for r in imp.table] == [40, 24]
+
+
 def test_fast_path_matches_float32_model_to_one_example(model, partition, data):
     _, (images, labels) = data
     imp = netmod.lesion_importance(model, partition, (images, labels), n_draws=2, progress=False)

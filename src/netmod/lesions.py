@@ -212,16 +212,29 @@ class _Net:
         dead = self.dead_output[layer - 1]
         shift = bool(dead.any())
         counts = torch.zeros(n_draws, onehot.shape[1], dtype=torch.float64)
+        # Large lesions are recomputed from the masked layer: no cheaper, and exact for a whole layer,
+        # where the update z - delta would leave rounding noise in place of exact ties.
+        low_rank = 2 * size <= self.sizes[layer]
         for r0 in range(0, n, rows):
-            h_t = h[layer][r0:r0 + rows].T.contiguous()  # (n_layer, rows)
+            h_rows = h[layer][r0:r0 + rows]
+            h_t = h_rows.T.contiguous() if low_rank else None  # (n_layer, rows)
             z_rows = z[layer + 1][r0:r0 + rows]
             m = z_rows.shape[0]
             for d0 in range(0, n_draws, per_chunk):
                 idx = draws[d0:d0 + per_chunk]
-                lost = h_t[idx]  # (d, size, rows)
-                if shift:
-                    lost = lost - dead[idx].unsqueeze(-1)
-                zz = torch.baddbmm(z_rows.expand(len(idx), m, -1), lost.transpose(1, 2), w_next[idx], alpha=-1)
+                if low_rank:
+                    lost = h_t[idx]  # (d, size, rows)
+                    if shift:
+                        lost = lost - dead[idx].unsqueeze(-1)
+                    zz = torch.baddbmm(z_rows.expand(len(idx), m, -1), lost.transpose(1, 2), w_next[idx],
+                                       alpha=-1)
+                else:
+                    keep = torch.ones(len(idx), self.sizes[layer], dtype=self.dtype)
+                    keep.scatter_(1, idx, 0.0)
+                    kept = h_rows.unsqueeze(0) * keep.unsqueeze(1)
+                    if shift:
+                        kept = kept + (dead * (1 - keep)).unsqueeze(1)
+                    zz = torch.matmul(kept, w_next) + self.biases[layer]
                 for b in range(layer + 1, self.n_layers - 1):
                     if b in masks:
                         zz.mul_(masks[b])
@@ -661,7 +674,12 @@ def lesion_importance(
                                                      progress) as bar:
         for layer, cluster, units, live in setup.submodules:
             draws = np.vstack([units, _random_sets(seed, (layer, cluster), live, len(units), n_draws)])
-            correct = net.lesioned_correct(setup.h, setup.z, layer, draws, setup.onehot, setup.y)
+            if len(units) == len(live):
+                # Every random set is the sub-module itself: one evaluation serves all rows.
+                correct = np.repeat(net.lesioned_correct(setup.h, setup.z, layer, units[None], setup.onehot,
+                                                         setup.y), len(draws), axis=0)
+            else:
+                correct = net.lesioned_correct(setup.h, setup.z, layer, draws, setup.onehot, setup.y)
             bar.update(len(draws))
             drops, class_drops = setup.accuracy_drops(correct)
             mean_class, rng = _class_stats(np.nan_to_num(class_drops[:, setup.class_totals > 0]))
