@@ -449,7 +449,7 @@ class LesionImportance:
         """The table as Markdown, drops in accuracy points."""
         return _markdown(list(self.table), [
             ("layer", lambda r: r["layer"]), ("cluster", lambda r: r["cluster"]), ("size", lambda r: r["size"]),
-            ("drop (points)", lambda r: 100 * r["drop"]), ("null mean", lambda r: 100 * r["null_mean"]),
+            ("drop (points)", lambda r: 100 * r["drop"]), ("null mean (points)", lambda r: 100 * r["null_mean"]),
             ("z", lambda r: r["z"]), ("p", lambda r: r["p"]), ("range", lambda r: r["range"]),
             ("range p", lambda r: r["range_p"]), ("category", lambda r: r["category"]),
         ])
