@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 import netmod
+import netmod.training
 from netmod.torch_models import keras_like_mlp
 
 LAYER_SIZES = (784, 256, 256, 256, 256, 10)
@@ -166,8 +167,8 @@ def main():
     print(f"model: {source}; {len(labels)} test images, accuracy {imp.base_accuracy:.4f}")
     print(f"k={N_CLUSTERS}: {len(imp.table)} sub-modules (per hidden layer {result['submodules_per_layer']}), "
           f"{N_DRAWS} random lesions each; clustering {t_cluster:.2f} s (not included)")
-    print(f"netmod lesion_importance: best {fast:.1f} s of {['%.1f' % t for t in times]} "
-          f"(CPU time {['%.1f' % t for t in cpu]} s over {torch.get_num_threads()} threads)")
+    print(f"netmod lesion_importance: best {fast:.1f} s of {[round(t, 1) for t in times]} "
+          f"(CPU time {[round(t, 1) for t in cpu]} s over {torch.get_num_threads()} threads)")
     print(f"naive full forward passes: {naive:.1f} s (extrapolated from {n_naive} of {N_DRAWS + 1} lesions per "
           f"sub-module, {naive_timed:.1f} s timed; CPU time {naive_cpu:.1f} s extrapolated)")
     print(f"speedup naive/netmod: {naive / fast:.1f}x (target >= {SPEEDUP_TARGET:.0f}x: "

@@ -127,6 +127,36 @@ def test_fast_path_matches_float32_model_to_one_example(model, partition, data):
         assert abs(row["drop"] - drop) <= 2 / len(labels)
 
 
+def test_other_activations_match_full_forward_passes(data):
+    # Sigmoid(0) = 0.5: a lesioned unit still outputs something (the low-rank update shifts by it); an
+    # in-place ReLU must not overwrite cached pre-activations; Softmax after the last layer is harmless.
+    _, (images, labels) = data
+    images, labels = images[:500], labels[:500]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 32), torch.nn.Sigmoid(), torch.nn.Linear(32, 32),
+                                torch.nn.ReLU(inplace=True), torch.nn.Linear(32, 10), torch.nn.Softmax(dim=1))
+    model = model.double().eval()
+    lab = np.full(784 + 32 + 32 + 10, -1)
+    lab[784:848] = np.arange(64) % 4
+    imp = netmod.lesion_importance(model, lab, (images, labels), n_draws=3, seed=4, progress=False)
+    x = _x(images).double()
+
+    def accuracy(layer, units):
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            m[2 * (layer - 1)].weight[units] = 0
+            m[2 * (layer - 1)].bias[units] = 0
+            return float((m(x).argmax(1).numpy() == labels).mean())
+
+    assert imp.base_accuracy == float((model(x).argmax(1).numpy() == labels).mean())
+    for row, null in zip(imp.table, imp.null_drops):
+        assert row["accuracy"] == pytest.approx(accuracy(row["layer"], list(row["units"])), abs=1e-12)
+        sets = _random_sets(4, (row["layer"], row["cluster"]), np.arange(32), row["size"], 3)
+        expected = [imp.base_accuracy - accuracy(row["layer"], list(s)) for s in sets]
+        np.testing.assert_allclose(null, expected, atol=1e-12)
+    assert len(imp.table) == 8 and len({r["drop"] for r in imp.table}) > 1
+
+
 def test_whole_layer_lesion_drops_to_chance(model, data):
     _, (images, labels) = data
     lab = np.full(sum(SIZES), -1)

@@ -41,9 +41,6 @@ CATEGORIES = ("complete", "small", "important", "prunable", "other")
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 
 
-# --------------------------------------------------------------------------- inputs
-
-
 def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -72,7 +69,12 @@ class _Net:
         import torch
         from torch import nn
 
-        from .torch_models import _check_chain, _linear_calls, _trace_default, _traced_modules
+        from .torch_models import (
+            _check_chain,
+            _linear_calls,
+            _trace_default,
+            _traced_modules,
+        )
 
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -112,11 +114,9 @@ class _Net:
             if w_in.shape[0] != w_out.shape[1]:
                 raise ValueError(f"model's Linear layers do not chain: layer {a + 1} has {w_in.shape[0]} units "
                                  f"but the next Linear takes {w_out.shape[1]} inputs")
-        from torch import nn as _nn
-
         # In eval mode these are ReLU or the identity, so the batched path may apply ReLU in place.
-        passive = (_nn.ReLU, _nn.Dropout, _nn.Identity, _nn.Flatten)
-        self.relu_only = [all(type(m) in passive for m in mods) and any(type(m) is _nn.ReLU for m in mods)
+        passive = (nn.ReLU, nn.Dropout, nn.Identity, nn.Flatten)
+        self.relu_only = [all(type(m) in passive for m in mods) and any(type(m) is nn.ReLU for m in mods)
                           for mods in self.between]
         with torch.no_grad(), self.eval_mode():
             # What a lesioned unit outputs: the activation of a zero pre-activation.
@@ -143,7 +143,10 @@ class _Net:
         return len(self.sizes)
 
     def _act(self, layer: int, z):
-        for m in self.between[layer - 1]:
+        mods = self.between[layer - 1]
+        if any(getattr(m, "inplace", False) for m in mods):
+            z = z.clone()  # the caller keeps z (the cache of pre-activations)
+        for m in mods:
             z = m(z)
         return z
 
@@ -182,10 +185,11 @@ class _Net:
                 h[i + 1] = self._act(i + 1, z[i + 1])
         return h, z
 
-    def _act_inplace(self, layer: int, z):
+    def _act_batched(self, layer: int, z):
+        """Activation of a (draws, rows, units) block; modules see the 2-D (draws * rows, units) shape they expect."""
         if self.relu_only[layer - 1]:
             return z.clamp_(min=0)
-        return self._act(layer, z)
+        return self._act(layer, z.reshape(-1, z.shape[-1])).view(z.shape)
 
     def lesioned_correct(self, h, z, layer: int, draws, onehot, labels, fixed=None):
         """Correct answers per class, (n_draws, n_classes), for each row of ``draws`` lesioned in ``layer``.
@@ -238,10 +242,10 @@ class _Net:
                 for b in range(layer + 1, self.n_layers - 1):
                     if b in masks:
                         zz.mul_(masks[b])
-                    zz = self._act_inplace(b, zz)
+                    zz = self._act_batched(b, zz)
                     zz = torch.addmm(self.biases[b], zz.reshape(-1, zz.shape[-1]), self.weights[b].T)
                     zz = zz.view(len(idx), m, -1)
-                pred = self._output(zz).argmax(dim=-1)
+                pred = self._output(zz.reshape(-1, zz.shape[-1])).argmax(dim=-1).view(len(idx), m)
                 correct = (pred == labels[r0:r0 + rows]).to(torch.float64)
                 counts[d0:d0 + per_chunk] += correct @ onehot[r0:r0 + rows]
         return counts.numpy()
@@ -356,9 +360,6 @@ def _markdown(rows: list, columns: list) -> str:
     lines = ["| " + " | ".join(c for c, _ in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(f(r)) for _, f in columns) + " |" for r in rows]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
@@ -549,9 +550,6 @@ class LesionDependencies:
         n_edges = sum(r["edge"] is not None for r in self.pairs)
         return (f"LesionDependencies(n_nodes={len(self.nodes)}, n_pairs={len(self.pairs)}, n_edges={n_edges}, "
                 f"n_draws={self.n_draws}, seed={self.seed})")
-
-
-# --------------------------------------------------------------------------- analyses
 
 
 class _Setup:
@@ -859,8 +857,6 @@ def lesion_dependencies(
     return LesionDependencies(nodes=nodes, pairs=pairs, interaction=interaction, n_draws=n_draws, seed=seed,
                               base_accuracy=setup.base_accuracy)
 
-
-# --------------------------------------------------------------------------- report files
 
 _COLOURS = {"important": "tab:red", "prunable": "tab:green", "small": "tab:gray", "complete": "black",
             "other": "tab:blue"}
