@@ -424,3 +424,13 @@ def test_cli_lesion_reports_missing_model(tmp_path, capsys):
 
     assert main(["lesion", str(tmp_path / "none.pt"), "--dataset", "embedded"]) == 2
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_cli_lesion_reports_bad_settings(model, tmp_path, capsys):
+    from netmod.cli import main
+
+    save_model(model, tmp_path / "m.pt")
+    assert main(["lesion", str(tmp_path / "m.pt"), "--dataset", "embedded", "--n-clusters", "4",
+                 "--draws", "0", "--out", str(tmp_path / "out")]) == 2
+    assert "n_draws must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -115,10 +115,14 @@ def _lesion(args: argparse.Namespace) -> int:
         print(f"netmod lesion: {err}", file=sys.stderr)
         return 2
     progress = None if args.progress else False
-    partition = spectral_clustering(from_torch(model), n_clusters=args.n_clusters, seed=args.seed)
-    imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress)
-    dep = lesion_dependencies(model, partition, data, importance=imp, n_draws=args.dependency_draws,
-                              seed=args.seed, progress=progress)
+    try:
+        partition = spectral_clustering(from_torch(model), n_clusters=args.n_clusters, seed=args.seed)
+        imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress)
+        dep = lesion_dependencies(model, partition, data, importance=imp, n_draws=args.dependency_draws,
+                                  seed=args.seed, progress=progress)
+    except ValueError as err:
+        print(f"netmod lesion: {err}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"netmod-lesion-{Path(args.model).stem}")
     files = write_report(out, imp, dep, partition=partition, model=str(args.model), dataset=data.name)
     print(f"{args.model}: {len(data.labels)} {data.name} test images, accuracy {imp.base_accuracy:.4f}; "
