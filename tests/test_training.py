@@ -78,3 +78,16 @@ def test_regularization_terms_do_not_leak():
 
 def test_adam_epsilon_is_keras_default():
     assert training.ADAM_EPS == 1e-7
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_smallest_mask_equals_a_stable_argsort(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    # Few distinct values (many ties, zeros among them) or continuous values.
+    values = rng.integers(0, 5, n).astype(np.float32) if seed % 2 else np.abs(rng.normal(size=n)).astype(np.float32)
+    for k in {0, 1, n // 3, n // 2, n - 1, n}:
+        ref = np.ones(n, dtype=np.float32)
+        ref[np.argsort(values, kind="stable")[:k]] = 0.0
+        got = training.smallest_mask(torch.from_numpy(values), k).numpy()
+        assert np.array_equal(got, ref), (n, k)

@@ -29,6 +29,7 @@ __all__ = [
     "prune_mlp",
     "regularization",
     "save_model",
+    "smallest_mask",
     "train_mlp",
 ]
 
@@ -182,9 +183,39 @@ def _apply_sparsity(model: nn.Module, sparsity: float) -> None:
             prune.l1_unstructured(m, "weight", amount=k)
             continue
         magnitude = (m.weight_orig * m.weight_mask).abs().reshape(-1)
-        mask = torch.ones_like(magnitude)
-        mask[torch.argsort(magnitude, stable=True)[:k]] = 0.0
-        m.weight_mask.copy_(mask.reshape(m.weight_mask.shape))
+        m.weight_mask.copy_(smallest_mask(magnitude, k).reshape(m.weight_mask.shape))
+
+
+def smallest_mask(values: torch.Tensor, k: int) -> torch.Tensor:
+    """A float mask, 0 at the ``k`` smallest of ``values`` (ties to the lower index), 1 elsewhere.
+
+    The same mask as zeroing ``torch.argsort(values, stable=True)[:k]``, in
+    linear time: a k-th-value threshold, then the tied entries in index order.
+
+    Examples
+    --------
+    >>> smallest_mask(torch.tensor([0.3, 0.0, 0.2, 0.0, 0.2]), 3)
+    tensor([1., 0., 0., 0., 1.])
+    """
+    flat = values.detach().reshape(-1).cpu().numpy()
+    mask = np.ones(flat.shape, dtype=np.float32)
+    if k >= flat.size:
+        mask[:] = 0.0
+    elif k > 0:
+        threshold = np.partition(flat, k - 1)[k - 1]
+        below = flat < threshold
+        mask[below] = 0.0
+        ties = np.flatnonzero(flat == threshold)
+        mask[ties[: k - int(below.sum())]] = 0.0
+    return torch.from_numpy(mask).to(dtype=values.dtype, device=values.device)
+    if k >= flat.numel():
+        return torch.zeros_like(flat)
+    threshold = torch.kthvalue(flat, k).values
+    below = flat < threshold
+    mask[below] = 0.0
+    ties = torch.nonzero(flat == threshold).reshape(-1)
+    mask[ties[: k - int(below.sum())]] = 0.0
+    return mask
 
 
 def prune_mlp(
