@@ -100,7 +100,10 @@ def test_concurrent_errors_do_not_leak_between_threads():
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX-only")
 def test_ctrl_c_stops_a_long_null_run():
     code = """
-        import sys, time
+        import signal, sys, time
+        # SIG_IGN is inherited when the suite runs in the background; a user's
+        # interpreter has Python's own handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import numpy as np, netmod
         from netmod.synthetic import glorot_weights
         w = glorot_weights([200, 100, 100, 10], seed=0)
