@@ -8,6 +8,9 @@ beside the published ones) and PNG figures.
 
 Re-running with the same output (or models) directory reuses every trained
 network whose recorded settings match, so an interrupted run resumes.
+Training is deterministic for a seed and a number of torch threads (the
+count is recorded with each network): PyTorch's CPU reductions are ordered by
+thread, so another thread count gives slightly different networks.
 
 Examples
 --------
@@ -233,6 +236,8 @@ def _train_seed(config, seed, train, test, models, log, progress):
     """The four networks of one seed, trained or reused: {condition name: (model, meta)}."""
     import copy
 
+    import torch
+
     from .training import prune_mlp, save_model, train_mlp
 
     out = {}
@@ -244,7 +249,8 @@ def _train_seed(config, seed, train, test, models, log, progress):
             model, res = train_mlp(train, sizes=config.sizes, dropout=dropout_cond.dropout, epochs=config.epochs,
                                    seed=seed, test=test, progress=progress)
             meta = {**_training_key(config, dropout_cond, seed), "test_accuracy": res.test_accuracy,
-                    "train_seconds": time.perf_counter() - t0, "final_loss": res.losses[-1]}
+                    "train_seconds": time.perf_counter() - t0, "final_loss": res.losses[-1],
+                    "torch_threads": torch.get_num_threads()}
             save_model(model, base_path, **meta)
             model.eval()
             base = (model, meta)
@@ -259,7 +265,7 @@ def _train_seed(config, seed, train, test, models, log, progress):
                                    progress=progress)
             meta = {**_training_key(config, pruned_cond, seed), "test_accuracy": res.test_accuracy,
                     "train_seconds": time.perf_counter() - t0, "sparsity": res.sparsity,
-                    "final_loss": res.losses[-1]}
+                    "final_loss": res.losses[-1], "torch_threads": torch.get_num_threads()}
             save_model(model, pruned_path, **meta)
             model.eval()
             pruned = (model, meta)

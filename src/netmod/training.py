@@ -10,14 +10,14 @@ steps from the current magnitudes, done with ``torch.nn.utils.prune``.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.utils.prune as prune
 from torch import nn
+from torch.nn.utils import prune
 
 from .torch_models import keras_like_mlp
 
@@ -137,7 +137,8 @@ def train_mlp(
     sizes, dropout, epochs, batch_size, lr, l1, l2 : see REFERENCE.md 5
     seed : int
         Seeds the initialisation, the batch order and dropout; the global
-        torch RNG is left as it was. Deterministic on the CPU.
+        torch RNG is left as it was. Deterministic on the CPU for a given
+        number of torch threads (``torch.get_num_threads()``).
 
     Returns
     -------
@@ -178,7 +179,7 @@ def _apply_sparsity(model: nn.Module, sparsity: float) -> None:
     magnitude 0 and so stay pruned while the sparsity grows.
     """
     for m in _linears(model):
-        k = int(round(sparsity * m.weight.numel()))
+        k = round(sparsity * m.weight.numel())
         if not prune.is_pruned(m):
             prune.l1_unstructured(m, "weight", amount=k)
             continue
