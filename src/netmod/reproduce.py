@@ -232,51 +232,51 @@ def _reuse(path: Path, key: dict):
     return model, meta
 
 
+def _trained(models, config, condition, seed, log, fit):
+    """The saved network of (condition, seed) if its settings match, else ``fit()``'s, saved: (model, meta)."""
+    import torch
+
+    from .training import save_model
+
+    path = _model_path(models, config, condition, seed)
+    key = _training_key(config, condition, seed)
+    reused = _reuse(path, key)
+    if reused is not None:
+        return reused
+    t0 = time.perf_counter()
+    model, res = fit()
+    meta = {**key, "test_accuracy": res.test_accuracy, "train_seconds": time.perf_counter() - t0,
+            "final_loss": res.losses[-1], "torch_threads": torch.get_num_threads()}
+    sparsity = ""
+    if condition.pruned:
+        meta["sparsity"] = res.sparsity
+        sparsity = f", sparsity {np.mean(res.sparsity):.3f}"
+    save_model(model, path, **meta)
+    model.eval()
+    log(f"  trained {condition.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}{sparsity} "
+        f"({meta['train_seconds']:.0f} s)")
+    return model, meta
+
+
 def _train_seed(config, seed, train, test, models, log, progress):
     """The four networks of one seed, trained or reused: {condition name: (model, meta)}."""
     import copy
 
-    import torch
-
-    from .training import prune_mlp, save_model, train_mlp
+    from .training import prune_mlp, train_mlp
 
     out = {}
-    for dropout_cond, pruned_cond in ((CONDITIONS[0], CONDITIONS[2]), (CONDITIONS[1], CONDITIONS[3])):
-        base_path = _model_path(models, config, dropout_cond, seed)
-        base = _reuse(base_path, _training_key(config, dropout_cond, seed))
-        if base is None:
-            t0 = time.perf_counter()
-            model, res = train_mlp(train, sizes=config.sizes, dropout=dropout_cond.dropout, epochs=config.epochs,
-                                   seed=seed, test=test, progress=progress)
-            meta = {**_training_key(config, dropout_cond, seed), "test_accuracy": res.test_accuracy,
-                    "train_seconds": time.perf_counter() - t0, "final_loss": res.losses[-1],
-                    "torch_threads": torch.get_num_threads()}
-            save_model(model, base_path, **meta)
-            model.eval()
-            base = (model, meta)
-            log(f"  trained {dropout_cond.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f} "
-                f"({meta['train_seconds']:.0f} s)")
-        out[dropout_cond.name] = base
-        pruned_path = _model_path(models, config, pruned_cond, seed)
-        pruned = _reuse(pruned_path, _training_key(config, pruned_cond, seed))
-        if pruned is None:
-            t0 = time.perf_counter()
-            model, res = prune_mlp(copy.deepcopy(base[0]), train, epochs=config.prune_epochs, seed=seed, test=test,
-                                   progress=progress)
-            meta = {**_training_key(config, pruned_cond, seed), "test_accuracy": res.test_accuracy,
-                    "train_seconds": time.perf_counter() - t0, "sparsity": res.sparsity,
-                    "final_loss": res.losses[-1], "torch_threads": torch.get_num_threads()}
-            save_model(model, pruned_path, **meta)
-            model.eval()
-            pruned = (model, meta)
-            log(f"  trained {pruned_cond.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}, "
-                f"sparsity {np.mean(res.sparsity):.3f} ({meta['train_seconds']:.0f} s)")
-        out[pruned_cond.name] = pruned
+    for dense, pruned in ((CONDITIONS[0], CONDITIONS[2]), (CONDITIONS[1], CONDITIONS[3])):
+        base = _trained(models, config, dense, seed, log, lambda d=dense: train_mlp(
+            train, sizes=config.sizes, dropout=d.dropout, epochs=config.epochs, seed=seed, test=test,
+            progress=progress))
+        out[dense.name] = base
+        out[pruned.name] = _trained(models, config, pruned, seed, log, lambda b=base: prune_mlp(
+            copy.deepcopy(b[0]), train, epochs=config.prune_epochs, seed=seed, test=test, progress=progress))
     return out
 
 
 def _analyse(config, condition, seed, model, meta):
-    """n-cut and null statistics of one network under every null: a list of rows, the partition, nulls."""
+    """n-cut and null statistics of one network under every null: rows, graph, partition, nulls."""
     from . import from_torch, shuffle_null, spectral_clustering
 
     graph = from_torch(model)
@@ -297,7 +297,7 @@ def _analyse(config, condition, seed, model, meta):
             "sparsity": None if sparsity is None else float(np.mean(sparsity)),
             "train_seconds": meta.get("train_seconds"), "cluster_sizes": partition.sizes.tolist(),
         })
-    return rows, partition, nulls
+    return rows, graph, partition, nulls
 
 
 def _mean_sd(values):
@@ -557,12 +557,10 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
             model, meta = nets[cond.name]
             recorded += float(meta.get("train_seconds") or 0.0)
             with torch.no_grad():
-                net_rows, partition, nulls = _analyse(config, cond, seed, model, meta)
+                net_rows, graph, partition, nulls = _analyse(config, cond, seed, model, meta)
             rows += net_rows
             if i == 0:
-                from . import from_torch
-
-                examples[cond.name] = (from_torch(model), partition, nulls)
+                examples[cond.name] = (graph, partition, nulls)
             first = net_rows[0]
             log(f"  {cond.name:<17} seed {seed}: n-cut {first['ncut']:.4f}, " + ", ".join(
                 f"{r['null']} null {r['null_mean']:.4f} (z {r['zscore']:.1f}{', significant' if r['significant'] else ''})"
