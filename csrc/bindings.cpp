@@ -182,8 +182,30 @@ py::list to_arrays(const netmod::DenseLayers& d) {
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+#ifndef NETMOD_MODULE
+#define NETMOD_MODULE _core
+#endif
+
+PYBIND11_MODULE(NETMOD_MODULE, m) {
     m.doc() = "netmod's native kernel (private): n-cut, Lanczos, k-means, spectral clustering.";
+#if defined(__AVX2__) && defined(__FMA__)
+    m.attr("simd") = "avx2+fma";
+#elif defined(__x86_64__) || defined(_M_X64)
+    m.attr("simd") = "sse2";
+#else
+    m.attr("simd") = "baseline";
+#endif
+    m.def(
+        "cpu_has_avx2_fma",
+        []() {
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+            __builtin_cpu_init();
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+            return false;
+#endif
+        },
+        "Whether this CPU runs the AVX2+FMA build of the kernel.");
 
     m.def(
         "ncut_csr",

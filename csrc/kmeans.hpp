@@ -105,6 +105,91 @@ inline void kmeanspp(const KRowMat& X, const Eigen::VectorXd& xn, std::int64_t k
     }
 }
 
+// The rows of X regrouped for the lane kernel: kLanes consecutive rows form
+// one panel, stored feature by feature (panel b, feature t, lane j at
+// data[(b * d + t) * kLanes + j]); the last panel is padded with zeros.
+#if defined(__AVX__)
+constexpr int kLanes = 4;
+#else
+constexpr int kLanes = 2;
+#endif
+using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
+using LaneIdx = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+
+struct Panels {
+    std::int64_t n = 0, d = 0, blocks = 0;
+    std::vector<Lanes> data;
+    explicit Panels(const KRowMat& X)
+        : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanes - 1) / kLanes),
+          data(static_cast<std::size_t>(blocks * d)) {
+        for (std::int64_t b = 0; b < blocks; ++b)
+            for (std::int64_t t = 0; t < d; ++t) {
+                Lanes v = {};
+                for (int j = 0; j < kLanes; ++j) {
+                    const std::int64_t i = b * kLanes + j;
+                    v[j] = i < n ? X(i, t) : 0.0;
+                }
+                data[static_cast<std::size_t>(b * d + t)] = v;
+            }
+    }
+};
+
+// For every row: the nearest of the k centres (rows of C, squared norms cn)
+// by s_c = |c|^2 - 2 x.c (ties: lowest c), its squared distance
+// max(0, s + |x|^2) into dist and the label into labels (changed is set when
+// one differs from before); returns the sum of the distances. Each lane sums
+// x.c over the features in order, so a row's result does not depend on its
+// lane or on the build's vector width. K > 0 fixes k at compile time so the
+// k accumulators of a panel stay in registers.
+template <int K>
+double nearest_k(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
+                 const Eigen::VectorXd& xn, std::int64_t* labels, double* dist, bool& changed) {
+    const std::int64_t k = K > 0 ? K : C.rows(), d = P.d;
+    std::vector<Lanes> spare(K > 0 ? 0 : static_cast<std::size_t>(k));
+    Lanes fixed[K > 0 ? K : 1];
+    Lanes* g = K > 0 ? fixed : spare.data();
+    double inertia = 0.0;
+    for (std::int64_t b = 0; b < P.blocks; ++b) {
+        const Lanes* x = P.data.data() + b * d;
+        for (std::int64_t c = 0; c < k; ++c) g[c] = Lanes{} ;
+        for (std::int64_t t = 0; t < d; ++t) {
+            const Lanes xt = x[t];
+            for (std::int64_t c = 0; c < k; ++c) g[c] += xt * C(c, t);
+        }
+        Lanes best = cn[0] - 2.0 * g[0];
+        LaneIdx arg = LaneIdx{};
+        for (std::int64_t c = 1; c < k; ++c) {
+            const Lanes s = cn[c] - 2.0 * g[c];
+            const LaneIdx lower = s < best;
+            best = lower ? s : best;
+            arg = lower ? LaneIdx{} + c : arg;
+        }
+        for (int j = 0; j < kLanes; ++j) {
+            const std::int64_t i = b * kLanes + j;
+            if (i >= P.n) break;
+            changed |= labels[i] != arg[j];
+            labels[i] = arg[j];
+            dist[i] = std::max(0.0, best[j] + xn[i]);
+            inertia += dist[i];
+        }
+    }
+    return inertia;
+}
+
+inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
+                              const Eigen::VectorXd& xn, std::int64_t* labels, double* dist,
+                              bool& changed) {
+    switch (C.rows()) {
+#define NETMOD_K(v) \
+    case v: return nearest_k<v>(P, C, cn, xn, labels, dist, changed);
+        NETMOD_K(2) NETMOD_K(3) NETMOD_K(4) NETMOD_K(5) NETMOD_K(6) NETMOD_K(7) NETMOD_K(8)
+        NETMOD_K(9) NETMOD_K(10) NETMOD_K(11) NETMOD_K(12) NETMOD_K(13) NETMOD_K(14)
+        NETMOD_K(15) NETMOD_K(16)
+#undef NETMOD_K
+        default: return nearest_k<0>(P, C, cn, xn, labels, dist, changed);
+    }
+}
+
 inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& C,
                           const KMeansOptions& opts, double tol) {
     const std::int64_t n = X.rows(), d = X.cols(), k = C.rows();
@@ -113,31 +198,14 @@ inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& 
     std::vector<double> dist(n);
     std::vector<std::int64_t> count(k);
     KRowMat sums(k, d);
-    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> G(n, k);
 
-    // Squared distances as |x|^2 - 2 x.c + |c|^2: one small GEMM per sweep.
+    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel below.
+    const Panels P(X);
+    Eigen::VectorXd cn(k);
     auto assign = [&]() {
-        G.noalias() = X * C.transpose();
-        const Eigen::VectorXd cn = C.rowwise().squaredNorm();
+        cn = C.rowwise().squaredNorm();
         bool changed = false;
-        double inertia = 0.0;
-        for (std::int64_t i = 0; i < n; ++i) {
-            double best = std::numeric_limits<double>::infinity();
-            std::int64_t arg = 0;
-            const double* gi = G.data() + i * k;
-            for (std::int64_t c = 0; c < k; ++c) {
-                const double s = cn[c] - 2.0 * gi[c];
-                if (s < best) {
-                    best = s;
-                    arg = c;
-                }
-            }
-            changed |= res.labels[i] != arg;
-            res.labels[i] = arg;
-            dist[i] = std::max(0.0, best + xn[i]);
-            inertia += dist[i];
-        }
-        res.inertia = inertia;
+        res.inertia = nearest_centres(P, C, cn, xn, res.labels.data(), dist.data(), changed);
         return changed;
     };
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.stats
 
-from . import _core
+from ._native import core as _core
 from .graphs import LayeredInput, as_layered, check_int, for_kernel
 from .results import _frozen, _plain, versions
 from .spectral import DEFAULT_TOL, _check_seed, _check_threads, _check_tol, spectral_clustering

@@ -19,7 +19,10 @@ def versions() -> dict[str, str]:
     Returns
     -------
     dict
-        Package name -> version string (plus the Python version).
+        Package name -> version string, plus the Python version and
+        ``simd``: which build of the native kernel computed the numbers
+        (``avx2+fma`` or the portable ``sse2``/``baseline``; see
+        ``netmod._native``).
 
     Examples
     --------
@@ -34,7 +37,9 @@ def versions() -> dict[str, str]:
 def _versions() -> tuple:
     from importlib import metadata
 
-    out = {"python": platform.python_version()}
+    from ._native import core
+
+    out = {"python": platform.python_version(), "simd": str(core.simd)}
     for name in ("netmod", "numpy", "scipy", "igraph"):
         try:
             out[name] = metadata.version(name)

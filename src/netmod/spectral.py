@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
+from ._native import core as _core
 from .graphs import CsrInput, LayeredInput, NativeGraph, as_native, check_int, for_kernel
 from .results import Embedding, Partition
 
