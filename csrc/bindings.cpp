@@ -305,7 +305,8 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
     m.def(
         "null_samples",
         [](const std::vector<py::array>& weights, const std::string& method, std::uint64_t seed,
-           Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads) {
+           Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads,
+           bool observed) {
             const Layers ls = make_layers(weights);
             if (start < 0 || count < 0)
                 throw std::invalid_argument("start and count must be >= 0");
@@ -315,6 +316,7 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
             o.start = start;
             o.count = count;
             o.n_threads = n_threads;
+            o.observed = observed;
             make_options(n_clusters, true, n_init, tol, seed, 1, 0, 0, 2000);  // validates
             o.spectral_options = [=](std::uint64_t s) {
                 return make_options(n_clusters, true, n_init, tol, s, 1, 0, 0, 2000);
@@ -330,6 +332,7 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         },
         py::arg("weights"), py::kw_only(), py::arg("method"), py::arg("seed"), py::arg("start"),
         py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10, py::arg("tol") = 1e-8,
-        py::arg("n_threads") = 1,
-        "n-cuts of null replicates start..start+count-1 (shuffle, drop isolated units, cluster).");
+        py::arg("n_threads") = 1, py::arg("observed") = false,
+        "n-cuts of null replicates start..start+count-1 (shuffle, drop isolated units, cluster);\n"
+        "with observed=True the n-cut of the unshuffled network (clustered with `seed`) comes first.");
 }

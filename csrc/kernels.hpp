@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace netmod::kernels {
 
@@ -81,6 +82,71 @@ void dense_rows_p(const double* B, Index r, Index q, const double* X, double* Y,
     }
 }
 
+// Lane vectors of the build's SIMD width (GCC/Clang vector extension).
+#if defined(__AVX__)
+constexpr int kVec = 4;
+#else
+constexpr int kVec = 2;
+#endif
+using Vec = double __attribute__((vector_size(kVec * sizeof(double))));
+using VecU = double __attribute__((vector_size(kVec * sizeof(double)), aligned(sizeof(double))));
+inline Vec load(const double* p) { return *reinterpret_cast<const VecU*>(p); }
+
+// Y (r x P) += B (r x q) X (q x P) for P <= 3 vectors, where vectorising
+// over p (dense_rows_p) leaves most lanes idle: here the lanes run along a
+// row of B against X's columns (copied out once per call), four rows at a
+// time so each load of X serves four rows. Every row sums its q products in
+// the same lane pattern and order whatever rows surround it, so a row's
+// value does not depend on how the rows were split between threads.
+template <int P>
+void dense_rows_j(const double* B, Index r, Index q, const double* X, double* Y) {
+    thread_local std::vector<double> cols;
+    cols.resize(static_cast<std::size_t>(P * q));
+    double* xt = cols.data();
+    for (Index j = 0; j < q; ++j)
+        for (int t = 0; t < P; ++t) xt[t * q + j] = X[j * P + t];
+    const Index qv = q - q % kVec;
+    auto finish = [&](const double* b, double* y, const Vec* acc) {
+        for (int t = 0; t < P; ++t) {
+            double s = 0.0;
+            for (int l = 0; l < kVec; ++l) s += acc[t][l];
+            for (Index j = qv; j < q; ++j) s += b[j] * xt[t * q + j];
+            y[t] += s;
+        }
+    };
+    Index i = 0;
+    for (; i + 4 <= r; i += 4) {
+        const double* b0 = B + i * q;
+        const double* b1 = b0 + q;
+        const double* b2 = b1 + q;
+        const double* b3 = b2 + q;
+        Vec a0[P] = {}, a1[P] = {}, a2[P] = {}, a3[P] = {};
+        for (Index j = 0; j < qv; j += kVec) {
+            const Vec w0 = load(b0 + j), w1 = load(b1 + j), w2 = load(b2 + j), w3 = load(b3 + j);
+            for (int t = 0; t < P; ++t) {
+                const Vec x = load(xt + t * q + j);
+                a0[t] += w0 * x;
+                a1[t] += w1 * x;
+                a2[t] += w2 * x;
+                a3[t] += w3 * x;
+            }
+        }
+        finish(b0, Y + i * P, a0);
+        finish(b1, Y + (i + 1) * P, a1);
+        finish(b2, Y + (i + 2) * P, a2);
+        finish(b3, Y + (i + 3) * P, a3);
+    }
+    for (; i < r; ++i) {
+        const double* b = B + i * q;
+        Vec a[P] = {};
+        for (Index j = 0; j < qv; j += kVec) {
+            const Vec w = load(b + j);
+            for (int t = 0; t < P; ++t) a[t] += w * load(xt + t * q + j);
+        }
+        finish(b, Y + i * P, a);
+    }
+}
+
 template <int P>
 void csr_rows_p(const Index* indptr, const Index* indices, const double* val, Index r,
                 const double* X, double* Y, Index pp) {
@@ -126,7 +192,9 @@ void csr_rows_p(const Index* indptr, const Index* indices, const double* val, In
         case 6: fn<6>(__VA_ARGS__); break;              \
         case 7: fn<7>(__VA_ARGS__); break;              \
         case 8: fn<8>(__VA_ARGS__); break;              \
+        case 9: fn<9>(__VA_ARGS__); break;              \
         case 10: fn<10>(__VA_ARGS__); break;            \
+        case 11: fn<11>(__VA_ARGS__); break;            \
         case 12: fn<12>(__VA_ARGS__); break;            \
         case 16: fn<16>(__VA_ARGS__); break;            \
         default: fn<0>(__VA_ARGS__); break;             \
@@ -134,6 +202,9 @@ void csr_rows_p(const Index* indptr, const Index* indices, const double* val, In
 
 // Y (r x p) += B (r x q) X (q x p)
 inline void dense_rows(const double* B, Index r, Index q, const double* X, double* Y, Index p) {
+    if (p == 1) return dense_rows_j<1>(B, r, q, X, Y);
+    if (p == 2) return dense_rows_j<2>(B, r, q, X, Y);
+    if (p == 3) return dense_rows_j<3>(B, r, q, X, Y);
     NETMOD_DISPATCH_P(dense_rows_p, p, B, r, q, X, Y, p)
 }
 inline void csr_rows(const Index* indptr, const Index* indices, const double* val, Index r,

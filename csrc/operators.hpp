@@ -431,50 +431,78 @@ public:
         for (std::size_t l = 0; l < L; ++l) {
             const LayerView& w = layers_[l];
             const Index r = csize[l], q = csize[l + 1];
-            Index nnz = 0;
-            for (Index a = 0; a < r; ++a) {
-                const double* row = w.data + kept[l][a] * w.cols;
-                for (Index b = 0; b < q; ++b) nnz += row[kept[l + 1][b]] != 0.0;
-            }
             const double* sin = c.inv_sqrt.data() + coff[l];
             const double* sout = c.inv_sqrt.data() + coff[l + 1];
+            const std::vector<Index>& cols = kept[l + 1];
+            const bool all_cols = q == w.cols;
+            LayeredOperator::Half& fwd = op.block(l).fwd;
+            LayeredOperator::Half& bwd = op.block(l).bwd;
+            // One pass over the weights builds the forward half as CSR (rows
+            // in order, columns ascending); a block dense enough for the GEMM
+            // kernel is then expanded, and the backward half is its transpose.
+            fwd.dense = false;
+            fwd.rows = r;
+            fwd.cols = q;
+            fwd.indptr.assign(1, 0);
+            fwd.indices.clear();
+            fwd.val.clear();
+            Index nnz = 0;  // non-zero weights (some may scale to 0.0)
+            for (Index a = 0; a < r; ++a) {
+                const double* row = w.data + kept[l][a] * w.cols;
+                const double sa = sin[a];
+                for (Index b = 0; b < q; ++b) {
+                    const double x = row[all_cols ? b : cols[b]];
+                    if (x != 0.0) {
+                        ++nnz;
+                        const double v = std::fabs(x) * sa * sout[b];
+                        if (v != 0.0) {
+                            fwd.indices.push_back(b);
+                            fwd.val.push_back(v);
+                        }
+                    }
+                }
+                fwd.indptr.push_back(static_cast<Index>(fwd.indices.size()));
+            }
             const bool dense = static_cast<double>(nnz) >= kDenseThreshold * static_cast<double>(r * q);
-            auto value = [&](Index a, Index b) {
-                return std::fabs(w.data[kept[l][a] * w.cols + kept[l + 1][b]]) * sin[a] * sout[b];
-            };
-            fill_half(op.block(l).fwd, dense, r, q, nnz, [&](Index a, Index b) { return value(a, b); });
-            fill_half(op.block(l).bwd, dense, q, r, nnz, [&](Index b, Index a) { return value(a, b); });
+            transpose_half(fwd, bwd, dense);
+            if (dense) expand_half(fwd);
         }
     }
 
 private:
-    template <class V>
-    static void fill_half(LayeredOperator::Half& h, bool dense, Index rows, Index cols, Index nnz,
-                          V&& value) {
-        h.dense = dense;
-        h.rows = rows;
-        h.cols = cols;
+    // CSR half -> the same values as a dense row-major block.
+    static void expand_half(LayeredOperator::Half& h) {
+        h.d.assign(static_cast<std::size_t>(h.rows * h.cols), 0.0);
+        for (Index a = 0; a < h.rows; ++a)
+            for (Index e = h.indptr[a]; e < h.indptr[a + 1]; ++e) h.d[a * h.cols + h.indices[e]] = h.val[e];
+        h.dense = true;
+    }
+
+    // The transpose of the CSR half `f` into `t`: CSR by a counting pass
+    // (columns ascending within each row), or dense row-major.
+    static void transpose_half(const LayeredOperator::Half& f, LayeredOperator::Half& t, bool dense) {
+        t.rows = f.cols;
+        t.cols = f.rows;
+        t.dense = dense;
         if (dense) {
-            h.d.resize(static_cast<std::size_t>(rows * cols));
-            for (Index a = 0; a < rows; ++a)
-                for (Index b = 0; b < cols; ++b) h.d[a * cols + b] = value(a, b);
+            t.d.assign(static_cast<std::size_t>(t.rows * t.cols), 0.0);
+            for (Index a = 0; a < f.rows; ++a)
+                for (Index e = f.indptr[a]; e < f.indptr[a + 1]; ++e) t.d[f.indices[e] * t.cols + a] = f.val[e];
             return;
         }
-        h.indptr.assign(1, 0);
-        h.indices.clear();
-        h.val.clear();
-        h.indices.reserve(nnz);
-        h.val.reserve(nnz);
-        for (Index a = 0; a < rows; ++a) {
-            for (Index b = 0; b < cols; ++b) {
-                const double v = value(a, b);
-                if (v != 0.0) {
-                    h.indices.push_back(b);
-                    h.val.push_back(v);
-                }
+        const Index nnz = static_cast<Index>(f.indices.size());
+        t.indptr.assign(static_cast<std::size_t>(t.rows + 1), 0);
+        for (Index e = 0; e < nnz; ++e) ++t.indptr[f.indices[e] + 1];
+        for (Index b = 0; b < t.rows; ++b) t.indptr[b + 1] += t.indptr[b];
+        t.indices.resize(static_cast<std::size_t>(nnz));
+        t.val.resize(static_cast<std::size_t>(nnz));
+        std::vector<Index> next(t.indptr.begin(), t.indptr.end() - 1);
+        for (Index a = 0; a < f.rows; ++a)
+            for (Index e = f.indptr[a]; e < f.indptr[a + 1]; ++e) {
+                const Index at = next[f.indices[e]]++;
+                t.indices[at] = a;
+                t.val[at] = f.val[e];
             }
-            h.indptr.push_back(static_cast<Index>(h.indices.size()));
-        }
     }
 
     std::vector<LayerView> layers_;

@@ -14,6 +14,8 @@
 //   as spectral() would with seed replicate_seed(seed, i) (newly isolated
 //   units are dropped again inside spectral()), recording its n-cut. The
 //   samples are identical for any n_threads and any chunking of [0, n).
+//   With `observed`, the unshuffled network is clustered in the same pool
+//   with the options of `seed` (what spectral() gives it on its own).
 // Memory: per worker thread one set of weight buffers and one operator,
 // rebuilt in place for each of its replicates (capacity is kept), so memory
 // does not grow with the number of replicates. Thread safety: pure; workers share only
@@ -105,6 +107,11 @@ struct NullOptions {
     Index start = 0;
     Index count = 0;
     int n_threads = 1;
+    // Also cluster the unshuffled (compacted) network with `seed`, as task 0
+    // of the same pool (its n-cut comes first in the output): the observed
+    // value then shares the threads with the replicates instead of running
+    // before them.
+    bool observed = false;
     // Builds the clustering options of one replicate from its seed.
     std::function<SpectralOptions(std::uint64_t)> spectral_options;
 };
@@ -113,12 +120,21 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     const LayeredGraph g(layers);
     const DenseLayers src = compact(g, layers);
     const auto nz = nonzero_positions(src);
-    std::vector<double> samples(static_cast<std::size_t>(o.count), 0.0);
-    const auto workers = static_cast<std::size_t>(worker_count(o.count, o.n_threads));
+    const Index first = o.observed ? 1 : 0;
+    const Index tasks = o.count + first;
+    std::vector<double> samples(static_cast<std::size_t>(tasks), 0.0);
+    const auto workers = static_cast<std::size_t>(worker_count(tasks, o.n_threads));
     std::vector<DenseLayers> scratch(workers);
     std::vector<SpectralWorkspace> spaces(workers);
-    parallel_for_worker(o.count, o.n_threads, [&](std::int64_t j, int w) {
-        const auto i = static_cast<std::uint64_t>(o.start + j);
+    // The slowest task (the observed network is no cheaper than a replicate)
+    // goes first, so no worker starts it when the others are nearly done.
+    parallel_for_worker(tasks, o.n_threads, [&](std::int64_t j, int w) {
+        if (j < first) {
+            const LayeredGraph original(src.views());
+            samples[0] = spectral(original, o.spectral_options(o.seed), &spaces[w]).ncut;
+            return;
+        }
+        const auto i = static_cast<std::uint64_t>(o.start + j - first);
         Rng rng(shuffle_seed(o.seed, i));
         DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
         shuffle_into(src, nz, buf, o.method, rng);

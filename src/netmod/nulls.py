@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -15,6 +16,10 @@ from ._native import core as _core
 from .graphs import LayeredInput, as_layered, check_int, for_kernel
 from .results import _frozen, _plain, versions
 from .spectral import DEFAULT_TOL, _check_seed, _check_threads, _check_tol, spectral_clustering
+
+# Wall time one native call of shuffle_null aims at: short enough for Ctrl-C
+# to act within a second, long enough that threads seldom idle at its end.
+CHUNK_SECONDS = 0.25
 
 __all__ = [
     "NullDistribution",
@@ -326,21 +331,25 @@ def shuffle_null(
         )
 
     weights = list(for_kernel(LayeredInput(tuple(_core.compact_layers(list(layered.weights))))).weights)
-    observed = spectral_clustering(
-        LayeredInput(tuple(weights)), n_clusters=k, seed=seed, n_init=n_init, tol=tol, n_threads=threads
-    ).ncut
 
     from tqdm.auto import tqdm
 
     samples = np.empty(n_shuffles)
-    # Chunks of a few replicates per thread keep Ctrl-C responsive (Python
-    # handles the signal between native calls) and the bar moving; the seeds
-    # depend on the replicate index only, so chunking changes nothing.
-    chunk = max(1, 2 * threads)
+    observed = None
+    # The work goes to the kernel in chunks so that Ctrl-C is handled (Python
+    # sees the signal between native calls) and the bar moves. The first
+    # chunk is 2 replicates per thread plus the observed network, clustered
+    # in the same pool with `seed` (what spectral_clustering gives it); later
+    # chunks are sized to take about CHUNK_SECONDS, so that threads seldom
+    # wait for each other at a chunk's end. Seeds depend on the replicate
+    # index only, so the chunking changes nothing in the samples.
+    chunk = 2 * threads
+    start = 0
     with tqdm(total=n_shuffles, desc=f"{method} null", unit="shuffle", disable=None if progress is None else not progress, leave=False) as bar:
-        for start in range(0, n_shuffles, chunk):
+        while start < n_shuffles:
             count = min(chunk, n_shuffles - start)
-            samples[start : start + count] = _core.null_samples(
+            began = time.perf_counter()
+            out = _core.null_samples(
                 weights,
                 method=method,
                 seed=seed,
@@ -350,8 +359,19 @@ def shuffle_null(
                 n_init=n_init,
                 tol=tol,
                 n_threads=threads,
+                observed=observed is None,
             )
+            took = time.perf_counter() - began
+            if observed is None:
+                observed, out = float(out[0]), out[1:]
+                count_timed = count + 1
+            else:
+                count_timed = count
+            samples[start : start + count] = out
+            start += count
             bar.update(count)
+            per_task = took / count_timed  # wall time, all threads working
+            chunk = max(threads, min(4096, int(CHUNK_SECONDS / max(per_task, 1e-9))))
     return NullDistribution(
         observed=float(observed),
         samples=samples,
