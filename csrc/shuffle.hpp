@@ -90,13 +90,24 @@ inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<I
     for (std::size_t l = 0; l < src.w.size(); ++l) {
         std::vector<double>& out = dst.w[l];
         out = src.w[l];
-        if (method == ShuffleMethod::kLayer) {
-            for (std::size_t e = out.size(); e > 1; --e)
-                std::swap(out[e - 1], out[rng.below(e)]);
-        } else {
-            const std::vector<Index>& p = nz[l];
-            for (std::size_t e = p.size(); e > 1; --e)
-                std::swap(out[p[e - 1]], out[p[rng.below(e)]]);
+        // Fisher-Yates, drawing the swap partners a batch ahead so their
+        // cache lines can be fetched while earlier swaps run (the draws and
+        // swaps happen in the same order as one at a time).
+        constexpr std::size_t kBatch = 32;
+        std::size_t js[kBatch];
+        const std::vector<Index>& p = nz[l];
+        const bool all = method == ShuffleMethod::kLayer;
+        for (std::size_t e = all ? out.size() : p.size(); e > 1;) {
+            const std::size_t m = std::min<std::size_t>(kBatch, e - 1);
+            for (std::size_t u = 0; u < m; ++u) {
+                js[u] = static_cast<std::size_t>(rng.below(e - u));
+                __builtin_prefetch(all ? &out[js[u]] : static_cast<const void*>(&p[js[u]]));
+            }
+            if (all)
+                for (std::size_t u = 0; u < m; ++u) std::swap(out[e - u - 1], out[js[u]]);
+            else
+                for (std::size_t u = 0; u < m; ++u) std::swap(out[p[e - u - 1]], out[p[js[u]]]);
+            e -= m;
         }
     }
 }
@@ -130,7 +141,7 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     // goes first, so no worker starts it when the others are nearly done.
     parallel_for_worker(tasks, o.n_threads, [&](std::int64_t j, int w) {
         if (j < first) {
-            const LayeredGraph original(src.views());
+            const LayeredGraph original(src.views(), true);
             samples[0] = spectral(original, o.spectral_options(o.seed), &spaces[w]).ncut;
             return;
         }
@@ -138,7 +149,7 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
         Rng rng(shuffle_seed(o.seed, i));
         DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
         shuffle_into(src, nz, buf, o.method, rng);
-        const LayeredGraph shuffled(buf.views());
+        const LayeredGraph shuffled(buf.views(), true);  // values of g, checked
         samples[static_cast<std::size_t>(j)] =
             spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i)), &spaces[w]).ncut;
     });

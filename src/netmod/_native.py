@@ -20,7 +20,7 @@ from types import ModuleType
 
 from . import _core as baseline
 
-__all__ = ["core", "baseline", "load"]
+__all__ = ["baseline", "core", "load"]
 
 _CHOICES = ("auto", "baseline", "avx2")
 

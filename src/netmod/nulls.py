@@ -6,8 +6,9 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.stats
@@ -15,7 +16,13 @@ import scipy.stats
 from ._native import core as _core
 from .graphs import LayeredInput, as_layered, check_int, for_kernel
 from .results import _frozen, _plain, versions
-from .spectral import DEFAULT_TOL, _check_seed, _check_threads, _check_tol, spectral_clustering
+from .spectral import (
+    DEFAULT_TOL,
+    _check_seed,
+    _check_threads,
+    _check_tol,
+    spectral_clustering,
+)
 
 # Wall time one native call of shuffle_null aims at: short enough for Ctrl-C
 # to act within a second, long enough that threads seldom idle at its end.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Partition", "Embedding", "versions"]
+__all__ = ["Embedding", "Partition", "versions"]
 
 
 def versions() -> dict[str, str]:

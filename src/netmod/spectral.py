@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from ._native import core as _core
-from .graphs import CsrInput, LayeredInput, NativeGraph, as_native, check_int, for_kernel
+from .graphs import (
+    CsrInput,
+    LayeredInput,
+    NativeGraph,
+    as_native,
+    check_int,
+    for_kernel,
+)
 from .results import Embedding, Partition
 
 __all__ = ["ncut", "spectral_clustering", "spectral_embedding"]
