@@ -147,10 +147,37 @@ void dense_rows_j(const double* B, Index r, Index q, const double* X, double* Y)
     }
 }
 
+// Two vectors (the Lanczos block on large graphs): each node's pair of
+// values is one 2-lane vector, four accumulators deep.
+using Vec2 = double __attribute__((vector_size(2 * sizeof(double))));
+using Vec2U = double __attribute__((vector_size(2 * sizeof(double)), aligned(sizeof(double))));
+inline void csr_rows_2(const Index* indptr, const Index* indices, const double* val, Index r,
+                       const double* X, double* Y) {
+    auto x_of = [&](Index e) { return *reinterpret_cast<const Vec2U*>(X + indices[e] * 2); };
+    for (Index i = 0; i < r; ++i) {
+        Vec2 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+        Index e = indptr[i];
+        const Index end = indptr[i + 1];
+        for (; e + 4 <= end; e += 4) {
+            a0 += val[e] * x_of(e);
+            a1 += val[e + 1] * x_of(e + 1);
+            a2 += val[e + 2] * x_of(e + 2);
+            a3 += val[e + 3] * x_of(e + 3);
+        }
+        if (e < end) a0 += val[e] * x_of(e);
+        if (e + 1 < end) a1 += val[e + 1] * x_of(e + 1);
+        if (e + 2 < end) a2 += val[e + 2] * x_of(e + 2);
+        const Vec2 s = (a0 + a1) + (a2 + a3);
+        Y[2 * i] += s[0];
+        Y[2 * i + 1] += s[1];
+    }
+}
+
 template <int P>
 void csr_rows_p(const Index* indptr, const Index* indices, const double* val, Index r,
                 const double* X, double* Y, Index pp) {
     const Index p = Width<P>::get(pp);
+    if constexpr (P == 2) return csr_rows_2(indptr, indices, val, r, X, Y);
     for (Index i = 0; i < r; ++i) {
         double* y = Y + i * p;
         if constexpr (P > 0) {

@@ -45,70 +45,18 @@ namespace detail {
 
 using KRowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// The rows of X regrouped for the lane kernel: kLanes consecutive rows form
-// one panel, stored feature by feature (panel b, feature t, lane j at
-// data[(b * d + t) * kLanes + j]); the last panel is padded with zeros.
-#if defined(__AVX__)
-constexpr int kLanes = 4;
-#else
-constexpr int kLanes = 2;
-#endif
-using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
-using LaneIdx = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
-
-struct Panels {
-    std::int64_t n = 0, d = 0, blocks = 0;
-    std::vector<Lanes> data;
-    explicit Panels(const KRowMat& X)
-        : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanes - 1) / kLanes),
-          data(static_cast<std::size_t>(blocks * d)) {
-        for (std::int64_t b = 0; b < blocks; ++b)
-            for (std::int64_t t = 0; t < d; ++t) {
-                Lanes v = {};
-                for (int j = 0; j < kLanes; ++j) {
-                    const std::int64_t i = b * kLanes + j;
-                    v[j] = i < n ? X(i, t) : 0.0;
-                }
-                data[static_cast<std::size_t>(b * d + t)] = v;
-            }
-    }
-};
-
-// G (n x m, row-major) = X R^T for the m rows of R, by lanes (each entry
-// sums over the features in order).
-inline void panel_dots(const Panels& P, const KRowMat& R, KRowMat& G) {
-    const std::int64_t m = R.rows(), d = P.d;
-    G.resize(P.n, m);
-    for (std::int64_t b = 0; b < P.blocks; ++b) {
-        const Lanes* x = P.data.data() + b * d;
-        for (std::int64_t r0 = 0; r0 < m; r0 += 8) {
-            const std::int64_t w = std::min<std::int64_t>(8, m - r0);
-            Lanes acc[8] = {};
-            for (std::int64_t t = 0; t < d; ++t) {
-                const Lanes xt = x[t];
-                for (std::int64_t u = 0; u < w; ++u) acc[u] += xt * R(r0 + u, t);
-            }
-            for (int j = 0; j < kLanes; ++j) {
-                const std::int64_t i = b * kLanes + j;
-                if (i >= P.n) break;
-                for (std::int64_t u = 0; u < w; ++u) G(i, r0 + u) = acc[u][j];
-            }
-        }
-    }
-}
-
 // Greedy k-means++: each new centre is the best (lowest potential) of
 // `trials` candidates drawn with probability proportional to the squared
 // distance to the nearest centre so far.
-inline void kmeanspp(const KRowMat& X, const Panels& P, const Eigen::VectorXd& xn, std::int64_t k,
-                     Rng& rng, KRowMat& C) {
+inline void kmeanspp(const KRowMat& X, const Eigen::VectorXd& xn, std::int64_t k, Rng& rng,
+                     KRowMat& C) {
     const std::int64_t n = X.rows();
     const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
     std::vector<double> closest(n);
     std::vector<std::int64_t> cand(trials);
     Eigen::VectorXd cand_norm(trials);
     KRowMat cand_rows(trials, X.cols());
-    KRowMat G(n, trials);
+    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> G(n, trials);
 
     const std::int64_t first = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
     C.row(0) = X.row(first);
@@ -138,7 +86,7 @@ inline void kmeanspp(const KRowMat& X, const Panels& P, const Eigen::VectorXd& x
             cand_rows.row(t) = X.row(idx);
             cand_norm[t] = xn[idx];
         }
-        panel_dots(P, cand_rows, G);
+        G.noalias() = X * cand_rows.transpose();
         int best = 0;
         double best_pot = std::numeric_limits<double>::infinity();
         for (int t = 0; t < trials; ++t) {
@@ -156,6 +104,35 @@ inline void kmeanspp(const KRowMat& X, const Panels& P, const Eigen::VectorXd& x
         pot = best_pot;
     }
 }
+
+// The rows of X regrouped for the lane kernel: kLanes consecutive rows form
+// one panel, stored feature by feature (panel b, feature t, lane j at
+// data[(b * d + t) * kLanes + j]); the last panel is padded with zeros.
+#if defined(__AVX__)
+constexpr int kLanes = 4;
+#else
+constexpr int kLanes = 2;
+#endif
+using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
+using LaneIdx = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+
+struct Panels {
+    std::int64_t n = 0, d = 0, blocks = 0;
+    std::vector<Lanes> data;
+    explicit Panels(const KRowMat& X)
+        : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanes - 1) / kLanes),
+          data(static_cast<std::size_t>(blocks * d)) {
+        for (std::int64_t b = 0; b < blocks; ++b)
+            for (std::int64_t t = 0; t < d; ++t) {
+                Lanes v = {};
+                for (int j = 0; j < kLanes; ++j) {
+                    const std::int64_t i = b * kLanes + j;
+                    v[j] = i < n ? X(i, t) : 0.0;
+                }
+                data[static_cast<std::size_t>(b * d + t)] = v;
+            }
+    }
+};
 
 // For every row: the nearest of the k centres (rows of C, squared norms cn)
 // by s_c = |c|^2 - 2 x.c (ties: lowest c), its squared distance
@@ -213,38 +190,7 @@ inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::Ve
     }
 }
 
-// Per-cluster sums of the rows of X (in row order) and sizes. D > 0 fixes
-// the number of features at compile time.
-template <int D>
-void cluster_sums_d(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
-                    std::vector<std::int64_t>& count) {
-    const std::int64_t n = X.rows(), d = D > 0 ? D : X.cols();
-    sums.setZero();
-    std::fill(count.begin(), count.end(), 0);
-    for (std::int64_t i = 0; i < n; ++i) {
-        const std::int64_t c = labels[i];
-        double* s = sums.data() + c * d;
-        const double* x = X.data() + i * d;
-        for (std::int64_t t = 0; t < d; ++t) s[t] += x[t];
-        ++count[c];
-    }
-}
-
-inline void cluster_sums(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
-                         std::vector<std::int64_t>& count) {
-    switch (X.cols()) {
-        case 2: return cluster_sums_d<2>(X, labels, sums, count);
-        case 3: return cluster_sums_d<3>(X, labels, sums, count);
-        case 4: return cluster_sums_d<4>(X, labels, sums, count);
-        case 8: return cluster_sums_d<8>(X, labels, sums, count);
-        case 10: return cluster_sums_d<10>(X, labels, sums, count);
-        case 12: return cluster_sums_d<12>(X, labels, sums, count);
-        case 16: return cluster_sums_d<16>(X, labels, sums, count);
-        default: return cluster_sums_d<0>(X, labels, sums, count);
-    }
-}
-
-inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::VectorXd& xn, KRowMat& C,
+inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& C,
                           const KMeansOptions& opts, double tol) {
     const std::int64_t n = X.rows(), d = X.cols(), k = C.rows();
     KMeansResult res;
@@ -252,9 +198,9 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::Vector
     std::vector<double> dist(n);
     std::vector<std::int64_t> count(k);
     KRowMat sums(k, d);
-    Eigen::RowVectorXd next(d);
 
-    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel.
+    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel below.
+    const Panels P(X);
     Eigen::VectorXd cn(k);
     auto assign = [&]() {
         cn = C.rowwise().squaredNorm();
@@ -267,14 +213,22 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::Vector
         const bool changed = assign();
         res.n_iter = it + 1;
         if (it > 0 && !changed) break;
-        cluster_sums(X, res.labels.data(), sums, count);
+        sums.setZero();
+        std::fill(count.begin(), count.end(), 0);
+        for (std::int64_t i = 0; i < n; ++i) {
+            const std::int64_t c = res.labels[i];
+            double* s = sums.data() + c * d;
+            const double* x = X.data() + i * d;
+            for (std::int64_t t = 0; t < d; ++t) s[t] += x[t];
+            ++count[c];
+        }
+        std::vector<char> taken(n, 0);
         double shift = 0.0;
-        std::vector<char> taken;
         for (std::int64_t c = 0; c < k; ++c) {
+            Eigen::RowVectorXd next(d);
             if (count[c] > 0) {
                 next = sums.row(c) / static_cast<double>(count[c]);
             } else {
-                taken.resize(static_cast<std::size_t>(n), 0);
                 std::int64_t far = -1;
                 for (std::int64_t i = 0; i < n; ++i)
                     if (!taken[i] && (far < 0 || dist[i] > dist[far])) far = i;
@@ -306,13 +260,12 @@ inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMean
                        static_cast<double>(n);
 
     const Eigen::VectorXd xn = X.rowwise().squaredNorm();
-    const detail::Panels P(X);
     std::vector<KMeansResult> runs(opts.n_init);
     parallel_for(opts.n_init, opts.n_threads, [&](std::int64_t r) {
         Rng rng(derive_seed(opts.seed, static_cast<std::uint64_t>(r)));
         detail::KRowMat C(k, X.cols());
-        detail::kmeanspp(X, P, xn, k, rng, C);
-        runs[r] = detail::lloyd(X, P, xn, C, opts, tol);
+        detail::kmeanspp(X, xn, k, rng, C);
+        runs[r] = detail::lloyd(X, xn, C, opts, tol);
     });
     std::size_t best = 0;
     for (std::size_t r = 1; r < runs.size(); ++r)
