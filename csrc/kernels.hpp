@@ -8,7 +8,10 @@
 // scattering column form. One pass over B per product, so a
 // weight block streams through the cache once however many vectors ride
 // along. p is dispatched to a compile-time width for p <= 16 (the compiler
-// vectorises the inner loop over p); larger p take a generic loop.
+// vectorises the inner loop over p); larger p take a generic loop. The
+// Lanczos solver's narrow blocks have their own kernels: dense blocks times
+// 1-3 vectors run the lanes along each row of B (dense_rows_j), CSR blocks
+// times 2 vectors hold a node's pair in one 2-lane vector (csr_rows_2).
 // Thread safety: pure functions of their arguments; outputs must not alias
 // inputs.
 #pragma once
@@ -16,6 +19,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <vector>
+
+#include "simd.hpp"
 
 namespace netmod::kernels {
 
@@ -82,15 +87,9 @@ void dense_rows_p(const double* B, Index r, Index q, const double* X, double* Y,
     }
 }
 
-// Lane vectors of the build's SIMD width (GCC/Clang vector extension).
-#if defined(__AVX__)
-constexpr int kVec = 4;
-#else
-constexpr int kVec = 2;
-#endif
-using Vec = double __attribute__((vector_size(kVec * sizeof(double))));
-using VecU = double __attribute__((vector_size(kVec * sizeof(double)), aligned(sizeof(double))));
-inline Vec load(const double* p) { return *reinterpret_cast<const VecU*>(p); }
+using simd::load;
+using simd::Vec;
+constexpr int kVec = simd::kWidth;
 
 // Y (r x P) += B (r x q) X (q x P) for P <= 3 vectors, where vectorising
 // over p (dense_rows_p) leaves most lanes idle: here the lanes run along a

@@ -14,6 +14,7 @@
 
 #include "parallel.hpp"
 #include "rng.hpp"
+#include "simd.hpp"
 
 #include <Eigen/Core>
 
@@ -108,13 +109,9 @@ inline void kmeanspp(const KRowMat& X, const Eigen::VectorXd& xn, std::int64_t k
 // The rows of X regrouped for the lane kernel: kLanes consecutive rows form
 // one panel, stored feature by feature (panel b, feature t, lane j at
 // data[(b * d + t) * kLanes + j]); the last panel is padded with zeros.
-#if defined(__AVX__)
-constexpr int kLanes = 4;
-#else
-constexpr int kLanes = 2;
-#endif
-using Lanes = double __attribute__((vector_size(kLanes * sizeof(double))));
-using LaneIdx = std::int64_t __attribute__((vector_size(kLanes * sizeof(std::int64_t))));
+constexpr int kLanes = simd::kWidth;
+using Lanes = simd::Vec;
+using LaneIdx = simd::VecIdx;
 
 struct Panels {
     std::int64_t n = 0, d = 0, blocks = 0;
