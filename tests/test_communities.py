@@ -106,6 +106,24 @@ def test_modularity_rejects_minus_one_on_live_node():
         netmod.modularity(a, labels)
 
 
+@pytest.mark.parametrize("make", [lambda n: np.zeros((n, n)), lambda n: ig.Graph(n=n)],
+                         ids=["zero-matrix", "igraph-no-edges"])
+def test_edgeless_graph_is_refused(make):
+    """Q divides by the total weight: no edges, no modularity and no communities."""
+    g = make(5)
+    with pytest.raises(ValueError, match="without edges"):
+        netmod.modularity(g, [0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="no edges"):
+        netmod.leiden(g)
+    with pytest.raises(ValueError, match="no edges"):
+        netmod.louvain(g)
+    # One edge is enough: Q of putting its ends apart is -1/2, igraph agrees.
+    a = np.zeros((5, 5))
+    a[0, 1] = a[1, 0] = 2.0
+    assert netmod.modularity(a, [0, 1, 2, 2, 2]) == pytest.approx(-0.5, abs=1e-15)
+    assert netmod.louvain(a).n_clusters == 1
+
+
 @pytest.mark.parametrize(
     "kw,match",
     [({"objective": "bogus"}, "objective"), ({"backend": "networkx"}, "backend"),

@@ -79,6 +79,8 @@ def _check_resolution(resolution: Any) -> float:
 def _live_subgraph(g: ig.Graph) -> tuple[ig.Graph, np.ndarray]:
     strength = np.asarray(g.strength(weights="weight"), dtype=np.float64)
     live = np.flatnonzero(strength > 0)
+    if live.size == 0:
+        raise ValueError("graph has no edges (all weights are zero): there are no communities to find")
     return (g if live.size == g.vcount() else g.induced_subgraph(live.tolist())), live
 
 
@@ -112,6 +114,12 @@ def _partition(g: ig.Graph, live: np.ndarray, membership: Any, method: str, seed
 def modularity(graph: Any, labels: Any, *, resolution: float = 1.0) -> float:
     """Weighted modularity Q of a partition (label -1 nodes have degree 0 and add nothing).
 
+    Raises
+    ------
+    ValueError
+        If the labels do not fit the graph, or the graph has no edges (Q
+        divides by the total weight, so it is undefined there).
+
     Examples
     --------
     >>> import numpy as np
@@ -124,6 +132,8 @@ def modularity(graph: Any, labels: Any, *, resolution: float = 1.0) -> float:
     if lab.shape != (g.vcount(),):
         raise ValueError(f"labels must have one entry per node ({g.vcount()}), got shape {lab.shape}")
     strength = np.asarray(g.strength(weights="weight"))
+    if not (strength > 0).any():
+        raise ValueError("modularity is undefined for a graph without edges (total weight 0)")
     if ((lab < 0) & (strength > 0)).any():
         raise ValueError("labels: -1 is allowed only on zero-degree nodes")
     member = lab.copy()
