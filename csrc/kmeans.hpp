@@ -187,7 +187,7 @@ inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::Ve
     }
 }
 
-inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& C,
+inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::VectorXd& xn, KRowMat& C,
                           const KMeansOptions& opts, double tol) {
     const std::int64_t n = X.rows(), d = X.cols(), k = C.rows();
     KMeansResult res;
@@ -196,8 +196,7 @@ inline KMeansResult lloyd(const KRowMat& X, const Eigen::VectorXd& xn, KRowMat& 
     std::vector<std::int64_t> count(k);
     KRowMat sums(k, d);
 
-    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel below.
-    const Panels P(X);
+    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel above.
     Eigen::VectorXd cn(k);
     auto assign = [&]() {
         cn = C.rowwise().squaredNorm();
@@ -257,12 +256,13 @@ inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMean
                        static_cast<double>(n);
 
     const Eigen::VectorXd xn = X.rowwise().squaredNorm();
+    const detail::Panels P(X);  // shared, read-only, by all restarts
     std::vector<KMeansResult> runs(opts.n_init);
     parallel_for(opts.n_init, opts.n_threads, [&](std::int64_t r) {
         Rng rng(derive_seed(opts.seed, static_cast<std::uint64_t>(r)));
         detail::KRowMat C(k, X.cols());
         detail::kmeanspp(X, xn, k, rng, C);
-        runs[r] = detail::lloyd(X, xn, C, opts, tol);
+        runs[r] = detail::lloyd(X, P, xn, C, opts, tol);
     });
     std::size_t best = 0;
     for (std::size_t r = 1; r < runs.size(); ++r)

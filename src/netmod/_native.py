@@ -47,19 +47,17 @@ def load(choice: str | None = None) -> ModuleType:
         raise ValueError(f"NETMOD_SIMD must be one of {', '.join(_CHOICES)}, got {choice!r}")
     if choice == "baseline":
         return baseline
-    fast = None
-    if baseline.cpu_has_avx2_fma():
+    cpu_ok = baseline.cpu_has_avx2_fma()
+    if cpu_ok:
         try:
-            from . import _core_avx2 as fast
+            from . import _core_avx2
         except ImportError:
-            fast = None
-    if fast is not None:
-        return fast
+            pass
+        else:
+            return _core_avx2
     if choice == "avx2":
-        raise ImportError(
-            "NETMOD_SIMD=avx2, but "
-            + ("this CPU lacks AVX2 or FMA" if not baseline.cpu_has_avx2_fma() else "this build has no AVX2 kernel")
-        )
+        reason = "this build has no AVX2 kernel" if cpu_ok else "this CPU lacks AVX2 or FMA"
+        raise ImportError(f"NETMOD_SIMD=avx2, but {reason}")
     return baseline
 
 

@@ -368,16 +368,12 @@ def shuffle_null(
                 n_threads=threads,
                 observed=observed is None,
             )
-            took = time.perf_counter() - began
+            per_task = (time.perf_counter() - began) / len(out)  # wall time, all threads working
             if observed is None:
                 observed, out = float(out[0]), out[1:]
-                count_timed = count + 1
-            else:
-                count_timed = count
             samples[start : start + count] = out
             start += count
             bar.update(count)
-            per_task = took / count_timed  # wall time, all threads working
             chunk = max(threads, min(4096, int(CHUNK_SECONDS / max(per_task, 1e-9))))
     return NullDistribution(
         observed=float(observed),
