@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -267,6 +268,81 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         py::arg("n_threads") = 1, py::arg("block_size") = 0, py::arg("max_basis") = 0,
         py::arg("max_restarts") = 2000,
         "Spectral clustering of the layered graph of (in, out) weight blocks (|w| used).");
+
+    m.def(
+        "kmeans_rows",
+        [](const py::array& X_in, Index n_clusters, int n_init, int max_iter, std::uint64_t seed,
+           bool screen, int n_threads) {
+            const F64 X = as_real(X_in, "X");
+            if (X.ndim() != 2)
+                throw std::invalid_argument("X must be 2-D, got " + std::to_string(X.ndim()) + "-D");
+            const Index n = X.shape(0), d = X.shape(1);
+            if (d < 1) throw std::invalid_argument("X must have at least one column");
+            for (Index e = 0; e < n * d; ++e)
+                if (!std::isfinite(X.data()[e])) throw std::invalid_argument("X has a NaN or infinite value");
+            if (max_iter < 1) throw std::invalid_argument("max_iter must be >= 1");
+            netmod::KMeansOptions o;
+            o.n_init = n_init;
+            o.max_iter = max_iter;
+            o.seed = seed;
+            o.screen = screen;
+            o.n_threads = n_threads;
+            netmod::KMeansResult r;
+            {
+                py::gil_scoped_release release;
+                const Eigen::Map<const netmod::detail::KRowMat> M(X.data(), n, d);
+                r = netmod::kmeans(netmod::detail::KRowMat(M), n_clusters, o);
+            }
+            py::array_t<std::int64_t> labels(static_cast<py::ssize_t>(r.labels.size()));
+            if (!r.labels.empty())
+                std::memcpy(labels.mutable_data(), r.labels.data(), r.labels.size() * sizeof(std::int64_t));
+            py::dict out;
+            out["labels"] = labels;
+            out["inertia"] = r.inertia;
+            out["n_iter"] = r.n_iter;
+            out["n_redone"] = r.n_redone;
+            return out;
+        },
+        py::arg("X"), py::kw_only(), py::arg("n_clusters"), py::arg("n_init") = 10,
+        py::arg("max_iter") = 300, py::arg("seed") = 0, py::arg("screen") = true,
+        py::arg("n_threads") = 1,
+        "k-means of the rows of X (k-means++ seeding, n_init restarts, best inertia), as spectral\n"
+        "clustering runs it on its embedding; screen=False turns off the float screen of the\n"
+        "assignments (same labels, for testing). Returns labels, inertia, n_iter, n_redone.");
+
+    m.def(
+        "assign_rows",
+        [](const py::array& X_in, const py::array& C_in, bool screen) {
+            const F64 X = as_real(X_in, "X"), C = as_real(C_in, "centres");
+            if (X.ndim() != 2 || C.ndim() != 2 || X.shape(1) != C.shape(1) || X.shape(0) < 1 ||
+                C.shape(0) < 1 || X.shape(1) < 1)
+                throw std::invalid_argument("X (n x d) and centres (k x d) must be non-empty 2-D arrays");
+            const Index n = X.shape(0), k = C.shape(0), d = X.shape(1);
+            double top = 0.0, ctop = 0.0;
+            for (Index e = 0; e < n * d; ++e) {
+                if (!std::isfinite(X.data()[e])) throw std::invalid_argument("X has a NaN or infinite value");
+                top = std::max(top, std::fabs(X.data()[e]));
+            }
+            for (Index e = 0; e < k * d; ++e) {
+                if (!std::isfinite(C.data()[e])) throw std::invalid_argument("centres have a NaN or infinite value");
+                ctop = std::max(ctop, std::fabs(C.data()[e]));
+            }
+            if (ctop > top) throw std::invalid_argument("centres must lie within the largest |entry| of X");
+            std::vector<std::int64_t> labels;
+            std::int64_t redone = 0;
+            {
+                py::gil_scoped_release release;
+                const netmod::detail::KRowMat Xm = Eigen::Map<const netmod::detail::KRowMat>(X.data(), n, d);
+                const netmod::detail::KRowMat Cm = Eigen::Map<const netmod::detail::KRowMat>(C.data(), k, d);
+                redone = netmod::detail::assign_rows(Xm, Cm, screen, labels);
+            }
+            py::array_t<std::int64_t> out(static_cast<py::ssize_t>(n));
+            std::memcpy(out.mutable_data(), labels.data(), labels.size() * sizeof(std::int64_t));
+            return py::make_tuple(out, redone);
+        },
+        py::arg("X"), py::arg("centres"), py::kw_only(), py::arg("screen") = true,
+        "One k-means assignment step (nearest centre, ties to the lowest index), with or without\n"
+        "the float screen; returns (labels, rows redone in double). For tests.");
 
     m.def("replicate_seed", &netmod::replicate_seed, py::arg("seed"), py::arg("index"),
           "Clustering seed of null replicate `index`.");

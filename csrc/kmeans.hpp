@@ -9,6 +9,12 @@
 // max_iter iterations. Empty clusters are re-seeded at the point farthest from
 // its centre. The restart with the lowest inertia wins, ties to the lowest r,
 // so the result does not depend on n_threads.
+// Speed without changing a bit of the result: assignments are screened in
+// single precision and only rows whose nearest centre is not clear beyond a
+// bound on the rounding error are recomputed in double (ScreenPanels;
+// opts.screen = false turns the screen off); k-means++ draws by binary
+// search in the running sums of the distances; cluster sums of consecutive
+// rows of one cluster are added in registers.
 // Complexity: O(n_init * iterations * n * k * d). Thread safety: pure.
 #pragma once
 
@@ -34,77 +40,19 @@ struct KMeansOptions {
     double rel_tol = 1e-4;
     std::uint64_t seed = 0;
     int n_threads = 1;
+    bool screen = true;  // float screen for the assignments (same labels; see ScreenPanels)
 };
 
 struct KMeansResult {
     std::vector<std::int64_t> labels;
     double inertia = 0.0;
     int n_iter = 0;
+    std::int64_t n_redone = 0;  // rows the float screen left to the double kernel
 };
 
 namespace detail {
 
 using KRowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// Greedy k-means++: each new centre is the best (lowest potential) of
-// `trials` candidates drawn with probability proportional to the squared
-// distance to the nearest centre so far.
-inline void kmeanspp(const KRowMat& X, const Eigen::VectorXd& xn, std::int64_t k, Rng& rng,
-                     KRowMat& C) {
-    const std::int64_t n = X.rows();
-    const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-    std::vector<double> closest(n);
-    std::vector<std::int64_t> cand(trials);
-    Eigen::VectorXd cand_norm(trials);
-    KRowMat cand_rows(trials, X.cols());
-    Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> G(n, trials);
-
-    const std::int64_t first = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
-    C.row(0) = X.row(first);
-    const Eigen::VectorXd g0 = X * X.row(first).transpose();
-    double pot = 0.0;
-    for (std::int64_t i = 0; i < n; ++i) {
-        closest[i] = std::max(0.0, xn[i] - 2.0 * g0[i] + xn[first]);
-        pot += closest[i];
-    }
-    for (std::int64_t c = 1; c < k; ++c) {
-        for (int t = 0; t < trials; ++t) {
-            std::int64_t idx = n - 1;
-            if (pot > 0.0) {
-                const double r = rng.uniform() * pot;
-                double acc = 0.0;
-                for (std::int64_t i = 0; i < n; ++i) {
-                    acc += closest[i];
-                    if (acc > r) {
-                        idx = i;
-                        break;
-                    }
-                }
-            } else {
-                idx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
-            }
-            cand[t] = idx;
-            cand_rows.row(t) = X.row(idx);
-            cand_norm[t] = xn[idx];
-        }
-        G.noalias() = X * cand_rows.transpose();
-        int best = 0;
-        double best_pot = std::numeric_limits<double>::infinity();
-        for (int t = 0; t < trials; ++t) {
-            double p = 0.0;
-            for (std::int64_t i = 0; i < n; ++i)
-                p += std::min(closest[i], std::max(0.0, xn[i] - 2.0 * G(i, t) + cand_norm[t]));
-            if (p < best_pot) {
-                best_pot = p;
-                best = t;
-            }
-        }
-        for (std::int64_t i = 0; i < n; ++i)
-            closest[i] = std::min(closest[i], std::max(0.0, xn[i] - 2.0 * G(i, best) + cand_norm[best]));
-        C.row(c) = X.row(cand[best]);
-        pot = best_pot;
-    }
-}
 
 // The rows of X regrouped for the lane kernel: kLanes consecutive rows form
 // one panel, stored feature by feature (panel b, feature t, lane j at
@@ -131,46 +79,283 @@ struct Panels {
     }
 };
 
-// For every row: the nearest of the k centres (rows of C, squared norms cn)
-// by s_c = |c|^2 - 2 x.c (ties: lowest c), its squared distance
+// For the candidate centres (rows of cand, squared norms cn): G(i, t) =
+// x_i . cand_t (lane kernel, features in order) into G (n x T, row-major), and
+// pot[t] = sum over rows in order of min(closest_i, max(0, |x_i|^2 - 2 G(i, t)
+// + cn_t)), the potential if candidate t were added. T > 0 fixes the number
+// of candidates so the accumulators stay in registers; the T sums run side by
+// side, each in row order.
+template <int T>
+void trial_potentials(const Panels& P, const KRowMat& cand, const Eigen::VectorXd& cn,
+                      const Eigen::VectorXd& xn, const std::vector<double>& closest,
+                      std::vector<double>& G, std::vector<double>& pot) {
+    const std::int64_t nt = T > 0 ? T : cand.rows(), d = P.d, n = P.n;
+    // Two panels per pass: 2 T independent accumulator chains.
+    std::vector<Lanes> spare(T > 0 ? 0 : static_cast<std::size_t>(2 * nt));
+    Lanes fixed[T > 0 ? 2 * T : 1];
+    Lanes* a = T > 0 ? fixed : spare.data();
+    Lanes* a2 = a + nt;
+    for (std::int64_t b = 0; b < P.blocks; b += 2) {
+        const Lanes* x = P.data.data() + b * d;
+        const Lanes* x2 = b + 1 < P.blocks ? x + d : x;
+        for (std::int64_t t = 0; t < nt; ++t) a[t] = a2[t] = Lanes{};
+        for (std::int64_t f = 0; f < d; ++f) {
+            const Lanes xf = x[f], xf2 = x2[f];
+            for (std::int64_t t = 0; t < nt; ++t) {
+                const double w = cand(t, f);
+                a[t] += xf * w;
+                a2[t] += xf2 * w;
+            }
+        }
+        for (int j = 0; j < 2 * kLanes; ++j) {
+            const std::int64_t i = b * kLanes + j;
+            if (i >= n) break;
+            const Lanes* src = j < kLanes ? a : a2;
+            for (std::int64_t t = 0; t < nt; ++t)
+                G[static_cast<std::size_t>(i * nt + t)] = src[t][j % kLanes];
+        }
+    }
+    double acc[T > 0 ? T : 1] = {};
+    std::vector<double> spare_acc(T > 0 ? 0 : static_cast<std::size_t>(nt), 0.0);
+    double* p = T > 0 ? acc : spare_acc.data();
+    for (std::int64_t i = 0; i < n; ++i) {
+        const double* g = G.data() + i * nt;
+        for (std::int64_t t = 0; t < nt; ++t)
+            p[t] += std::min(closest[i], std::max(0.0, xn[i] - 2.0 * g[t] + cn[t]));
+    }
+    for (std::int64_t t = 0; t < nt; ++t) pot[t] = p[t];
+}
+
+// Greedy k-means++: each new centre is the best (lowest potential) of
+// `trials` candidates drawn with probability proportional to the squared
+// distance to the nearest centre so far. A draw r in [0, potential) picks
+// the first row whose running sum of those distances exceeds r: the running
+// sums are kept as a prefix array (they never decrease), so a binary search
+// finds the row the linear scan would.
+inline void kmeanspp(const KRowMat& X, const Panels& P, const Eigen::VectorXd& xn,
+                     std::int64_t k, Rng& rng, KRowMat& C) {
+    const std::int64_t n = X.rows();
+    const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+    std::vector<double> closest(n), prefix(n), G(static_cast<std::size_t>(n * trials)), pots(trials);
+    std::vector<std::int64_t> cand(trials);
+    Eigen::VectorXd cand_norm(trials);
+    KRowMat cand_rows(trials, X.cols());
+    auto running_sums = [&]() {
+        double acc = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) prefix[i] = acc += closest[i];
+        return acc;
+    };
+
+    const std::int64_t first = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
+    C.row(0) = X.row(first);
+    const Eigen::VectorXd g0 = X * X.row(first).transpose();
+    for (std::int64_t i = 0; i < n; ++i) closest[i] = std::max(0.0, xn[i] - 2.0 * g0[i] + xn[first]);
+    double pot = running_sums();
+    for (std::int64_t c = 1; c < k; ++c) {
+        for (int t = 0; t < trials; ++t) {
+            std::int64_t idx = n - 1;
+            if (pot > 0.0) {
+                const double r = rng.uniform() * pot;
+                const auto hit = std::upper_bound(prefix.begin(), prefix.end(), r);
+                if (hit != prefix.end()) idx = hit - prefix.begin();
+            } else {
+                idx = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
+            }
+            cand[t] = idx;
+            cand_rows.row(t) = X.row(idx);
+            cand_norm[t] = xn[idx];
+        }
+        switch (trials) {
+            case 2: trial_potentials<2>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+            case 3: trial_potentials<3>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+            case 4: trial_potentials<4>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+            case 5: trial_potentials<5>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+            case 6: trial_potentials<6>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+            default: trial_potentials<0>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
+        }
+        int best = 0;
+        double best_pot = std::numeric_limits<double>::infinity();
+        for (int t = 0; t < trials; ++t) {
+            if (pots[t] < best_pot) {
+                best_pot = pots[t];
+                best = t;
+            }
+        }
+        for (std::int64_t i = 0; i < n; ++i)
+            closest[i] = std::min(closest[i], std::max(0.0, xn[i] - 2.0 * G[i * trials + best] + cand_norm[best]));
+        C.row(c) = X.row(cand[best]);
+        pot = running_sums();  // equals best_pot: the same additions in the same order
+    }
+}
+
+// For the rows of panel b: the nearest of the k centres (rows of C, squared
+// norms cn) by s_c = |c|^2 - 2 x.c (ties: lowest c), its squared distance
 // max(0, s + |x|^2) into dist and the label into labels (changed is set when
 // one differs from before); returns the sum of the distances. Each lane sums
 // x.c over the features in order, so a row's result does not depend on its
-// lane or on the build's vector width. K > 0 fixes k at compile time so the
-// k accumulators of a panel stay in registers.
+// lane, its panel or the build's vector width. K > 0 fixes k at compile time
+// so the k accumulators (g, k entries) stay in registers.
+template <int K>
+inline double nearest_panel(const Panels& P, std::int64_t b, const KRowMat& C,
+                            const Eigen::VectorXd& cn, const Eigen::VectorXd& xn,
+                            std::int64_t* labels, double* dist, bool& changed, Lanes* g) {
+    const std::int64_t k = K > 0 ? K : C.rows(), d = P.d;
+    const Lanes* x = P.data.data() + b * d;
+    for (std::int64_t c = 0; c < k; ++c) g[c] = Lanes{};
+    for (std::int64_t t = 0; t < d; ++t) {
+        const Lanes xt = x[t];
+        for (std::int64_t c = 0; c < k; ++c) g[c] += xt * C(c, t);
+    }
+    Lanes best = cn[0] - 2.0 * g[0];
+    LaneIdx arg = LaneIdx{};
+    for (std::int64_t c = 1; c < k; ++c) {
+        const Lanes s = cn[c] - 2.0 * g[c];
+        const LaneIdx lower = s < best;
+        best = lower ? s : best;
+        arg = lower ? LaneIdx{} + c : arg;
+    }
+    double inertia = 0.0;
+    for (int j = 0; j < kLanes; ++j) {
+        const std::int64_t i = b * kLanes + j;
+        if (i >= P.n) break;
+        changed |= labels[i] != arg[j];
+        labels[i] = arg[j];
+        dist[i] = std::max(0.0, best[j] + xn[i]);
+        inertia += dist[i];
+    }
+    return inertia;
+}
+
 template <int K>
 double nearest_k(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
                  const Eigen::VectorXd& xn, std::int64_t* labels, double* dist, bool& changed) {
-    const std::int64_t k = K > 0 ? K : C.rows(), d = P.d;
-    std::vector<Lanes> spare(K > 0 ? 0 : static_cast<std::size_t>(k));
+    std::vector<Lanes> spare(K > 0 ? 0 : static_cast<std::size_t>(C.rows()));
     Lanes fixed[K > 0 ? K : 1];
     Lanes* g = K > 0 ? fixed : spare.data();
     double inertia = 0.0;
-    for (std::int64_t b = 0; b < P.blocks; ++b) {
-        const Lanes* x = P.data.data() + b * d;
-        for (std::int64_t c = 0; c < k; ++c) g[c] = Lanes{} ;
+    for (std::int64_t b = 0; b < P.blocks; ++b)
+        inertia += nearest_panel<K>(P, b, C, cn, xn, labels, dist, changed, g);
+    return inertia;
+}
+
+// The float screen: the same assignment computed in single precision on
+// twice as many lanes, trusted for a row only when its best centre beats the
+// runner-up by more than a bound on the rounding error of both computations;
+// the panels holding any other row are redone by nearest_panel. The labels
+// are therefore exactly those of the double kernel (only they are produced:
+// distances and inertia come from one double pass at the end of a run).
+//
+// Error bound. X is scaled by a power of two so that max |x_t| is in
+// [1/2, 1) (centres, being means of rows, stay within it). With u = 2^-24,
+// rounding the data to float, the d-term dot product and the final
+// subtraction put s_c within (d + 6) u (|x|^2 + |c|^2) of its exact value,
+// plus d 2^-148 for products in the subnormal range; the double
+// computation's error is 2^-29 times smaller. A row is trusted when the float
+// gap exceeds `slack` = 4 (d + 8) u (|x|^2 + max |c|^2) + (d + 2) 2^-120,
+// more than twice the sum of the four errors.
+constexpr int kLanesF = simd::kWidthF;
+using LanesF = simd::VecF;
+using LaneIdxF = simd::VecIdxF;
+
+struct ScreenPanels {
+    std::int64_t n = 0, d = 0, blocks = 0;
+    bool usable = false;
+    double scale = 1.0;     // power of two
+    double rel = 0.0;       // 4 (d + 8) 2^-24
+    std::vector<LanesF> data;   // as Panels, kLanesF rows per panel
+    std::vector<LanesF> slack;  // per panel: rel * |x|^2 (scaled) + (d + 2) 2^-120
+    explicit ScreenPanels(const KRowMat& X)
+        : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanesF - 1) / kLanesF) {
+        const double top = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
+        if (!(top >= 1e-290 && top <= 1e290) || kLanesF != 2 * kLanes) return;
+        int e = 0;
+        std::frexp(top, &e);
+        scale = std::ldexp(1.0, -e);
+        rel = 4.0 * static_cast<double>(d + 8) * std::ldexp(1.0, -24);
+        const float floor = static_cast<float>(static_cast<double>(d + 2) * std::ldexp(1.0, -120));
+        data.resize(static_cast<std::size_t>(blocks * d));
+        slack.resize(static_cast<std::size_t>(blocks));
+        for (std::int64_t b = 0; b < blocks; ++b) {
+            LanesF sl = {};
+            for (int j = 0; j < kLanesF; ++j) {
+                const std::int64_t i = b * kLanesF + j;
+                sl[j] = i < n ? static_cast<float>(rel * (X.row(i) * scale).squaredNorm()) + floor
+                              : floor;
+            }
+            slack[static_cast<std::size_t>(b)] = sl;
+            for (std::int64_t t = 0; t < d; ++t) {
+                LanesF v = {};
+                for (int j = 0; j < kLanesF; ++j) {
+                    const std::int64_t i = b * kLanesF + j;
+                    v[j] = i < n ? static_cast<float>(X(i, t) * scale) : 0.0f;
+                }
+                data[static_cast<std::size_t>(b * d + t)] = v;
+            }
+        }
+        usable = true;
+    }
+};
+
+// Labels of all rows against centres C (squared norms cn) as described above;
+// sets changed like nearest_k. Returns the number of rows redone in double.
+template <int K>
+std::int64_t screen_k(const ScreenPanels& S, const Panels& P, const KRowMat& C,
+                      const Eigen::VectorXd& cn, const Eigen::VectorXd& xn,
+                      std::int64_t* labels, double* dist, bool& changed) {
+    const std::int64_t k = K > 0 ? K : C.rows(), d = S.d;
+    std::vector<float> cf(static_cast<std::size_t>(k * d)), cnf(static_cast<std::size_t>(k));
+    double cmax = 0.0;
+    for (std::int64_t c = 0; c < k; ++c) {
+        for (std::int64_t t = 0; t < d; ++t)
+            cf[static_cast<std::size_t>(c * d + t)] = static_cast<float>(C(c, t) * S.scale);
+        const double nc = cn[c] * S.scale * S.scale;
+        cnf[static_cast<std::size_t>(c)] = static_cast<float>(nc);
+        cmax = std::max(cmax, nc);
+    }
+    const float cslack = static_cast<float>(S.rel * cmax);
+    std::vector<LanesF> spare(K > 0 ? 0 : static_cast<std::size_t>(k));
+    LanesF fixed[K > 0 ? K : 1];
+    LanesF* g = K > 0 ? fixed : spare.data();
+    std::vector<Lanes> spare_d(K > 0 ? 0 : static_cast<std::size_t>(k));
+    Lanes fixed_d[K > 0 ? K : 1];
+    Lanes* gd = K > 0 ? fixed_d : spare_d.data();
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    std::int64_t redone = 0;
+    for (std::int64_t b = 0; b < S.blocks; ++b) {
+        const LanesF* x = S.data.data() + b * d;
+        for (std::int64_t c = 0; c < k; ++c) g[c] = LanesF{};
         for (std::int64_t t = 0; t < d; ++t) {
-            const Lanes xt = x[t];
-            for (std::int64_t c = 0; c < k; ++c) g[c] += xt * C(c, t);
+            const LanesF xt = x[t];
+            for (std::int64_t c = 0; c < k; ++c) g[c] += xt * cf[static_cast<std::size_t>(c * d + t)];
         }
-        Lanes best = cn[0] - 2.0 * g[0];
-        LaneIdx arg = LaneIdx{};
+        LanesF best = cnf[0] - 2.0f * g[0], second = LanesF{} + inf;
+        LaneIdxF arg = LaneIdxF{};
         for (std::int64_t c = 1; c < k; ++c) {
-            const Lanes s = cn[c] - 2.0 * g[c];
-            const LaneIdx lower = s < best;
+            const LanesF s = cnf[static_cast<std::size_t>(c)] - 2.0f * g[c];
+            const LaneIdxF lower = s < best;
+            second = lower ? best : (s < second ? s : second);
             best = lower ? s : best;
-            arg = lower ? LaneIdx{} + c : arg;
+            arg = lower ? LaneIdxF{} + static_cast<std::int32_t>(c) : arg;
         }
-        for (int j = 0; j < kLanes; ++j) {
-            const std::int64_t i = b * kLanes + j;
-            if (i >= P.n) break;
+        const LaneIdxF sure = (second - best) > (S.slack[static_cast<std::size_t>(b)] + cslack);
+        bool redo[2] = {false, false};
+        for (int j = 0; j < kLanesF; ++j) {
+            const std::int64_t i = b * kLanesF + j;
+            if (i >= S.n) break;
+            if (!sure[j]) {
+                redo[j / kLanes] = true;
+                continue;
+            }
             changed |= labels[i] != arg[j];
             labels[i] = arg[j];
-            dist[i] = std::max(0.0, best[j] + xn[i]);
-            inertia += dist[i];
         }
+        for (int h = 0; h < 2; ++h)
+            if (redo[h]) {
+                nearest_panel<K>(P, 2 * b + h, C, cn, xn, labels, dist, changed, gd);
+                redone += std::min<std::int64_t>(kLanes, S.n - (2 * b + h) * kLanes);
+            }
     }
-    return inertia;
+    return redone;
 }
 
 inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
@@ -187,22 +372,122 @@ inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::Ve
     }
 }
 
-inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::VectorXd& xn, KRowMat& C,
-                          const KMeansOptions& opts, double tol) {
+inline std::int64_t screen_centres(const ScreenPanels& S, const Panels& P, const KRowMat& C,
+                                   const Eigen::VectorXd& cn, const Eigen::VectorXd& xn,
+                                   std::int64_t* labels, double* dist, bool& changed) {
+    switch (C.rows()) {
+#define NETMOD_K(v) \
+    case v: return screen_k<v>(S, P, C, cn, xn, labels, dist, changed);
+        NETMOD_K(2) NETMOD_K(3) NETMOD_K(4) NETMOD_K(5) NETMOD_K(6) NETMOD_K(7) NETMOD_K(8)
+        NETMOD_K(9) NETMOD_K(10) NETMOD_K(11) NETMOD_K(12) NETMOD_K(13) NETMOD_K(14)
+        NETMOD_K(15) NETMOD_K(16)
+#undef NETMOD_K
+        default: return screen_k<0>(S, P, C, cn, xn, labels, dist, changed);
+    }
+}
+
+// Adds the rows of X to the sums of their clusters, in row order. A run of
+// rows with the same label is summed in registers (D > 0 fixes d), so
+// consecutive rows of one cluster do not wait on each other's stores; the
+// additions, and so the sums, are exactly those of the plain loop.
+template <int D>
+void add_rows(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
+              std::vector<std::int64_t>& count) {
+    const std::int64_t n = X.rows(), d = D > 0 ? D : X.cols();
+    if constexpr (D == 0) {
+        for (std::int64_t i = 0; i < n; ++i) {
+            double* s = sums.data() + labels[i] * d;
+            const double* x = X.data() + i * d;
+            for (std::int64_t t = 0; t < d; ++t) s[t] += x[t];
+            ++count[labels[i]];
+        }
+    } else {
+        constexpr int V = D / kLanes, R = D % kLanes;
+        std::int64_t i = 0;
+        while (i < n) {
+            const std::int64_t c = labels[i];
+            double* s = sums.data() + c * D;
+            Lanes av[V > 0 ? V : 1];
+            double ar[R > 0 ? R : 1];
+            for (int v = 0; v < V; ++v) av[v] = simd::load(s + v * kLanes);
+            for (int r = 0; r < R; ++r) ar[r] = s[V * kLanes + r];
+            std::int64_t j = i;
+            for (; j < n && labels[j] == c; ++j) {
+                const double* x = X.data() + j * D;
+                for (int v = 0; v < V; ++v) av[v] += simd::load(x + v * kLanes);
+                for (int r = 0; r < R; ++r) ar[r] += x[V * kLanes + r];
+            }
+            for (int v = 0; v < V; ++v) simd::store(s + v * kLanes, av[v]);
+            for (int r = 0; r < R; ++r) s[V * kLanes + r] = ar[r];
+            count[c] += j - i;
+            i = j;
+        }
+    }
+}
+
+inline void cluster_sums(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
+                         std::vector<std::int64_t>& count) {
+    switch (X.cols()) {
+#define NETMOD_D(v) \
+    case v: return add_rows<v>(X, labels, sums, count);
+        NETMOD_D(2) NETMOD_D(3) NETMOD_D(4) NETMOD_D(5) NETMOD_D(6) NETMOD_D(7) NETMOD_D(8)
+        NETMOD_D(9) NETMOD_D(10) NETMOD_D(11) NETMOD_D(12) NETMOD_D(13) NETMOD_D(14)
+        NETMOD_D(15) NETMOD_D(16)
+#undef NETMOD_D
+        default: return add_rows<0>(X, labels, sums, count);
+    }
+}
+
+// One assignment of the rows of X to the centres C (|C| entries within X's
+// largest |entry|, as k-means keeps them), screened or not: for tests.
+// Returns the number of rows redone in double (0 when !screen).
+inline std::int64_t assign_rows(const KRowMat& X, const KRowMat& C, bool screen,
+                                std::vector<std::int64_t>& labels) {
+    const Panels P(X);
+    const ScreenPanels S(X);
+    const Eigen::VectorXd xn = X.rowwise().squaredNorm(), cn = C.rowwise().squaredNorm();
+    std::vector<double> dist(static_cast<std::size_t>(X.rows()));
+    labels.assign(static_cast<std::size_t>(X.rows()), -1);
+    bool changed = false;
+    if (screen && S.usable) return screen_centres(S, P, C, cn, xn, labels.data(), dist.data(), changed);
+    nearest_centres(P, C, cn, xn, labels.data(), dist.data(), changed);
+    return 0;
+}
+
+inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const ScreenPanels& S,
+                          const Eigen::VectorXd& xn, KRowMat& C, const KMeansOptions& opts,
+                          double tol) {
     const std::int64_t n = X.rows(), d = X.cols(), k = C.rows();
+    const bool screen = opts.screen && S.usable;
     KMeansResult res;
     res.labels.assign(n, -1);
     std::vector<double> dist(n);
     std::vector<std::int64_t> count(k);
-    KRowMat sums(k, d);
+    KRowMat sums(k, d), assigned(k, d);
 
-    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernel above.
+    // Squared distances as |x|^2 - 2 x.c + |c|^2 by the lane kernels above;
+    // `assigned` keeps the centres of the latest assignment.
     Eigen::VectorXd cn(k);
+    bool exact = true;  // dist and inertia belong to the latest assignment
     auto assign = [&]() {
         cn = C.rowwise().squaredNorm();
+        assigned = C;
         bool changed = false;
-        res.inertia = nearest_centres(P, C, cn, xn, res.labels.data(), dist.data(), changed);
+        if (screen) {
+            res.n_redone += screen_centres(S, P, C, cn, xn, res.labels.data(), dist.data(), changed);
+            exact = false;
+        } else {
+            res.inertia = nearest_centres(P, C, cn, xn, res.labels.data(), dist.data(), changed);
+            exact = true;
+        }
         return changed;
+    };
+    auto make_exact = [&]() {
+        if (exact) return;
+        cn = assigned.rowwise().squaredNorm();
+        bool changed = false;
+        res.inertia = nearest_centres(P, assigned, cn, xn, res.labels.data(), dist.data(), changed);
+        exact = true;
     };
 
     for (int it = 0; it < opts.max_iter; ++it) {
@@ -211,13 +496,8 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::Vector
         if (it > 0 && !changed) break;
         sums.setZero();
         std::fill(count.begin(), count.end(), 0);
-        for (std::int64_t i = 0; i < n; ++i) {
-            const std::int64_t c = res.labels[i];
-            double* s = sums.data() + c * d;
-            const double* x = X.data() + i * d;
-            for (std::int64_t t = 0; t < d; ++t) s[t] += x[t];
-            ++count[c];
-        }
+        cluster_sums(X, res.labels.data(), sums, count);
+        if (std::find(count.begin(), count.end(), 0) != count.end()) make_exact();  // needs dist
         std::vector<char> taken(n, 0);
         double shift = 0.0;
         for (std::int64_t c = 0; c < k; ++c) {
@@ -240,6 +520,7 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const Eigen::Vector
             break;
         }
     }
+    make_exact();
     return res;
 }
 
@@ -257,12 +538,13 @@ inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMean
 
     const Eigen::VectorXd xn = X.rowwise().squaredNorm();
     const detail::Panels P(X);  // shared, read-only, by all restarts
+    const detail::ScreenPanels S = opts.screen ? detail::ScreenPanels(X) : detail::ScreenPanels(detail::KRowMat());
     std::vector<KMeansResult> runs(opts.n_init);
     parallel_for(opts.n_init, opts.n_threads, [&](std::int64_t r) {
         Rng rng(derive_seed(opts.seed, static_cast<std::uint64_t>(r)));
         detail::KRowMat C(k, X.cols());
-        detail::kmeanspp(X, xn, k, rng, C);
-        runs[r] = detail::lloyd(X, P, xn, C, opts, tol);
+        detail::kmeanspp(X, P, xn, k, rng, C);
+        runs[r] = detail::lloyd(X, P, S, xn, C, opts, tol);
     });
     std::size_t best = 0;
     for (std::size_t r = 1; r < runs.size(); ++r)

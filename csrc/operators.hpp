@@ -328,6 +328,22 @@ private:
     Index dim_ = 0;
 };
 
+// The non-zero entries of some layers of a LayeredGraph as CSR (row i of
+// layer l: its columns ascending, |w| values), so that the O(nnz) passes
+// (degrees, edges, n-cut, operator build) skip the zeros of sparse layers
+// instead of scanning the whole block. The visiting order is that of the
+// dense scan, so every result is bit-identical. Storage a caller may keep
+// and reuse for many graphs of the same shape.
+struct SparseIndex {
+    struct Layer {
+        bool used = false;
+        std::vector<Index> indptr;
+        std::vector<std::int32_t> indices;
+        std::vector<double> absval;
+    };
+    std::vector<Layer> layers;
+};
+
 class LayeredGraph {
 public:
     // `finite_checked`: the caller guarantees every weight is finite (a
@@ -360,12 +376,60 @@ public:
     const std::vector<Index>& sizes() const { return sizes_; }
     const std::vector<Index>& offsets() const { return offsets_; }
 
+    // Indexes the layers l with which[l] != 0 into `store` (one pass over
+    // each), which this graph then reads instead of their dense blocks;
+    // `store` must outlive the graph's use. Worth it for sparse layers only.
+    void use_sparse(SparseIndex& store, const std::vector<char>& which) {
+        store.layers.resize(layers_.size());
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            SparseIndex::Layer& sp = store.layers[l];
+            sp.used = l < which.size() && which[l] && layers_[l].cols <= INT32_MAX;
+            if (!sp.used) continue;
+            const LayerView& w = layers_[l];
+            sp.indptr.assign(1, 0);
+            // Branch-free: every entry is written, the cursor advances on
+            // non-zeros only (so room for one more full row is kept).
+            std::size_t k = 0;
+            if (sp.indices.size() < static_cast<std::size_t>(w.cols))
+                sp.indices.resize(static_cast<std::size_t>(w.cols));
+            sp.absval.resize(sp.indices.size());
+            for (Index i = 0; i < w.rows; ++i) {
+                if (sp.indices.size() - k < static_cast<std::size_t>(w.cols)) {
+                    sp.indices.resize(2 * sp.indices.size() + static_cast<std::size_t>(w.cols));
+                    sp.absval.resize(sp.indices.size());
+                }
+                const double* row = w.data + i * w.cols;
+                std::int32_t* idx = sp.indices.data();
+                double* val = sp.absval.data();
+                for (Index j = 0; j < w.cols; ++j) {
+                    idx[k] = static_cast<std::int32_t>(j);
+                    val[k] = std::fabs(row[j]);
+                    k += row[j] != 0.0;
+                }
+                sp.indptr.push_back(static_cast<Index>(k));
+            }
+        }
+        sparse_ = &store;
+    }
+
     std::vector<double> degrees() const {
         std::vector<double> d(n_nodes(), 0.0);
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerView& w = layers_[l];
             double* din = d.data() + offsets_[l];
             double* dout = d.data() + offsets_[l + 1];
+            // Skipping zeros changes no sum: every degree starts at +0.
+            if (const SparseIndex::Layer* sp = sparse(l)) {
+                for (Index i = 0; i < w.rows; ++i) {
+                    double s = 0.0;
+                    for (Index e = sp->indptr[i]; e < sp->indptr[i + 1]; ++e) {
+                        s += sp->absval[e];
+                        dout[sp->indices[e]] += sp->absval[e];
+                    }
+                    din[i] += s;
+                }
+                continue;
+            }
             for (Index i = 0; i < w.rows; ++i) {
                 const double* row = w.data + i * w.cols;
                 double s = 0.0;
@@ -384,6 +448,12 @@ public:
     void for_each_edge(F&& f) const {
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerView& w = layers_[l];
+            if (const SparseIndex::Layer* sp = sparse(l)) {
+                for (Index i = 0; i < w.rows; ++i)
+                    for (Index e = sp->indptr[i]; e < sp->indptr[i + 1]; ++e)
+                        f(offsets_[l] + i, offsets_[l + 1] + sp->indices[e], sp->absval[e]);
+                continue;
+            }
             for (Index i = 0; i < w.rows; ++i) {
                 const double* row = w.data + i * w.cols;
                 for (Index j = 0; j < w.cols; ++j)
@@ -450,7 +520,25 @@ public:
             fwd.indices.clear();
             fwd.val.clear();
             Index nnz = 0;  // non-zero weights (some may scale to 0.0)
-            for (Index a = 0; a < r; ++a) {
+            const SparseIndex::Layer* sp = sparse(l);
+            // A non-zero weight joins two kept units, so the sparse rows map
+            // straight to compact columns (ascending, as in the dense scan).
+            const Index* col_of = c.compact_of.data() + offsets_[l + 1];
+            for (Index a = 0; sp && a < r; ++a) {
+                const Index row = kept[l][a];
+                const double sa = sin[a];
+                for (Index e = sp->indptr[row]; e < sp->indptr[row + 1]; ++e) {
+                    ++nnz;
+                    const Index b = col_of[sp->indices[e]] - coff[l + 1];
+                    const double v = sp->absval[e] * sa * sout[b];
+                    if (v != 0.0) {
+                        fwd.indices.push_back(b);
+                        fwd.val.push_back(v);
+                    }
+                }
+                fwd.indptr.push_back(static_cast<Index>(fwd.indices.size()));
+            }
+            for (Index a = 0; !sp && a < r; ++a) {
                 const double* row = w.data + kept[l][a] * w.cols;
                 const double sa = sin[a];
                 for (Index b = 0; b < q; ++b) {
@@ -473,6 +561,10 @@ public:
     }
 
 private:
+    const SparseIndex::Layer* sparse(std::size_t l) const {
+        return sparse_ && sparse_->layers[l].used ? &sparse_->layers[l] : nullptr;
+    }
+
     // CSR half -> the same values as a dense row-major block.
     static void expand_half(LayeredOperator::Half& h) {
         h.d.assign(static_cast<std::size_t>(h.rows * h.cols), 0.0);
@@ -511,6 +603,7 @@ private:
     std::vector<LayerView> layers_;
     std::vector<Index> sizes_;
     std::vector<Index> offsets_;
+    const SparseIndex* sparse_ = nullptr;
 };
 
 }  // namespace netmod

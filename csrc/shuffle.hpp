@@ -112,6 +112,10 @@ inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<I
     }
 }
 
+// Layers with at most this fraction of non-zeros are read through a
+// SparseIndex (operators.hpp) in each replicate.
+constexpr double kSparseIndexDensity = 0.5;
+
 struct NullOptions {
     ShuffleMethod method = ShuffleMethod::kLayer;
     std::uint64_t seed = 0;
@@ -137,11 +141,18 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     const auto workers = static_cast<std::size_t>(worker_count(tasks, o.n_threads));
     std::vector<DenseLayers> scratch(workers);
     std::vector<SpectralWorkspace> spaces(workers);
+    // Both methods keep each layer's number of non-zeros, so which layers
+    // are worth a sparse index is decided once, on the source network.
+    std::vector<SparseIndex> indexes(workers);
+    std::vector<char> sparse_layers(src.w.size());
+    for (std::size_t l = 0; l < src.w.size(); ++l)
+        sparse_layers[l] = static_cast<double>(nz[l].size()) <= kSparseIndexDensity * static_cast<double>(src.w[l].size());
     // The slowest task (the observed network is no cheaper than a replicate)
     // goes first, so no worker starts it when the others are nearly done.
     parallel_for_worker(tasks, o.n_threads, [&](std::int64_t j, int w) {
         if (j < first) {
-            const LayeredGraph original(src.views(), true);
+            LayeredGraph original(src.views(), true);
+            original.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);
             samples[0] = spectral(original, o.spectral_options(o.seed), &spaces[w]).ncut;
             return;
         }
@@ -149,7 +160,8 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
         Rng rng(shuffle_seed(o.seed, i));
         DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
         shuffle_into(src, nz, buf, o.method, rng);
-        const LayeredGraph shuffled(buf.views(), true);  // values of g, checked
+        LayeredGraph shuffled(buf.views(), true);  // values of g, checked
+        shuffled.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);
         samples[static_cast<std::size_t>(j)] =
             spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i)), &spaces[w]).ncut;
     });

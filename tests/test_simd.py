@@ -138,3 +138,29 @@ def test_chunking_changes_no_sample(monkeypatch, seconds):
     np.testing.assert_array_equal(got.samples, ref.samples)
     # The observed value is the clustering of the unshuffled network.
     assert got.observed == netmod.spectral_clustering(netmod.from_layers(weights), n_clusters=4, seed=2).ncut
+
+
+@pytest.mark.parametrize(("name", "core"), BUILDS, ids=BUILD_IDS)
+@pytest.mark.parametrize("method", ["layer", "nonzero"])
+def test_sparse_layer_index_changes_no_sample(name, core, method):
+    """Null replicates read layers of at most 50% non-zeros through a sparse
+    index (degrees, edges, operator, n-cut); spectral clustering of the same
+    shuffled weights reads them dense. Layers on both sides of the cut-off,
+    and one that `layer` shuffles leave with isolated units."""
+    rng = np.random.default_rng(11)
+    sizes = [60, 45, 40, 35, 12]
+    densities = [0.9, 0.3, 0.55, 0.04]
+    weights = []
+    for (n_in, n_out), density in zip(zip(sizes, sizes[1:]), densities):
+        w = rng.normal(size=(n_in, n_out))
+        w[rng.uniform(size=w.shape) > density] = 0.0
+        weights.append(np.ascontiguousarray(w))
+    seed, count, k = 7, 8, 4
+    samples = core.null_samples(weights, method=method, seed=seed, start=0, count=count,
+                                n_clusters=k, observed=True)
+    compact = core.compact_layers(weights)
+    assert samples[0] == core.spectral_layers(compact, n_clusters=k, seed=seed)["ncut"]
+    for i in range(count):
+        shuffled = core.shuffled_layers(weights, method=method, seed=seed, index=i)
+        expected = core.spectral_layers(shuffled, n_clusters=k, seed=netmod.replicate_seed(seed, i))
+        assert samples[i + 1] == expected["ncut"], i
