@@ -117,16 +117,16 @@ def near_bisectors(n, d, k, seed, offset=1e-9, scale=1.0):
 
 
 ASSIGN_CASES = {
-    "k12-d12": dict(n=1000, d=12, k=12),
-    "k3-d2": dict(n=301, d=2, k=3),
-    "k20-d7": dict(n=257, d=7, k=20),
-    "k2-d1": dict(n=33, d=1, k=2),
-    "few-rows": dict(n=5, d=12, k=12),
-    "offset-1e-6": dict(n=500, d=12, k=12, offset=1e-6),
-    "offset-1e-4": dict(n=500, d=12, k=12, offset=1e-4),
-    "scale-1e-30": dict(n=300, d=12, k=12, scale=1e-30),
-    "scale-1e30": dict(n=300, d=12, k=12, scale=1e30),
-    "scale-1e-300": dict(n=300, d=5, k=4, scale=1e-300),
+    "k12-d12": {"n": 1000, "d": 12, "k": 12},
+    "k3-d2": {"n": 301, "d": 2, "k": 3},
+    "k20-d7": {"n": 257, "d": 7, "k": 20},
+    "k2-d1": {"n": 33, "d": 1, "k": 2},
+    "few-rows": {"n": 5, "d": 12, "k": 12},
+    "offset-1e-6": {"n": 500, "d": 12, "k": 12, "offset": 1e-6},
+    "offset-1e-4": {"n": 500, "d": 12, "k": 12, "offset": 1e-4},
+    "scale-1e-30": {"n": 300, "d": 12, "k": 12, "scale": 1e-30},
+    "scale-1e30": {"n": 300, "d": 12, "k": 12, "scale": 1e30},
+    "scale-1e-300": {"n": 300, "d": 5, "k": 4, "scale": 1e-300},
 }
 
 
@@ -135,7 +135,7 @@ ASSIGN_CASES = {
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_screened_assignment_is_the_double_assignment(build, case, seed):
     X, C = near_bisectors(seed=seed, **ASSIGN_CASES[case])
-    screened, redone = build.assign_rows(X, C, screen=True)
+    screened, _ = build.assign_rows(X, C, screen=True)
     exact, none = build.assign_rows(X, C, screen=False)
     np.testing.assert_array_equal(screened, exact)
     assert none == 0

@@ -9,6 +9,7 @@ lane kernel); the two builds against each other; and that chunking a null run
 differently (the time-sized chunks of ``shuffle_null``) changes no sample.
 """
 
+import itertools
 import os
 import platform
 import subprocess
@@ -151,7 +152,7 @@ def test_sparse_layer_index_changes_no_sample(name, core, method):
     sizes = [60, 45, 40, 35, 12]
     densities = [0.9, 0.3, 0.55, 0.04]
     weights = []
-    for (n_in, n_out), density in zip(zip(sizes, sizes[1:]), densities):
+    for (n_in, n_out), density in zip(itertools.pairwise(sizes), densities, strict=True):
         w = rng.normal(size=(n_in, n_out))
         w[rng.uniform(size=w.shape) > density] = 0.0
         weights.append(np.ascontiguousarray(w))
