@@ -345,12 +345,14 @@ def shuffle_null(
     observed = None
     # The work goes to the kernel in chunks so that Ctrl-C is handled (Python
     # sees the signal between native calls) and the bar moves. The first
-    # chunk is 2 replicates per thread plus the observed network, clustered
-    # in the same pool with `seed` (what spectral_clustering gives it); later
-    # chunks are sized to take about CHUNK_SECONDS, so that threads seldom
-    # wait for each other at a chunk's end. Seeds depend on the replicate
-    # index only, so the chunking changes nothing in the samples.
-    chunk = 2 * threads
+    # chunk is the observed network, clustered in the same pool with `seed`
+    # (what spectral_clustering gives it), plus 2 * threads - 1 replicates;
+    # later chunks are sized to take about CHUNK_SECONDS, in whole rounds of
+    # the pool (a multiple of `threads`), and a short remainder joins the
+    # chunk before it, so that threads seldom wait for each other at a
+    # chunk's end. Seeds depend on the replicate index only, so the chunking
+    # changes nothing in the samples.
+    chunk = 2 * threads - 1
     start = 0
     with tqdm(total=n_shuffles, desc=f"{method} null", unit="shuffle", disable=None if progress is None else not progress, leave=False) as bar:
         while start < n_shuffles:
@@ -374,7 +376,9 @@ def shuffle_null(
             samples[start : start + count] = out
             start += count
             bar.update(count)
-            chunk = max(threads, min(4096, int(CHUNK_SECONDS / max(per_task, 1e-9))))
+            chunk = max(1, min(4096, int(CHUNK_SECONDS / max(per_task, 1e-9))) // threads) * threads
+            if n_shuffles - start - chunk < chunk // 2:
+                chunk = n_shuffles - start
     return NullDistribution(
         observed=float(observed),
         samples=samples,
