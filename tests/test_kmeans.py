@@ -19,17 +19,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from netmod import _native
 
-
-def _builds():
-    builds = [("baseline", _native.load("baseline"))]
-    try:
-        builds.append(("avx2", _native.load("avx2")))
-    except ImportError:
-        pass
-    return builds
-
-
-BUILDS = _builds()
+BUILDS = _native.builds()
 BUILD_IDS = [name for name, _ in BUILDS]
 
 

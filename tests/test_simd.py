@@ -25,18 +25,7 @@ import netmod.nulls
 from netmod import _native
 from netmod.synthetic import glorot_weights, prune_by_magnitude
 
-
-def _builds():
-    """Every build this CPU can run: the portable one, and AVX2 when possible."""
-    builds = [("baseline", _native.load("baseline"))]
-    try:
-        builds.append(("avx2", _native.load("avx2")))
-    except ImportError:
-        pass
-    return builds
-
-
-BUILDS = _builds()
+BUILDS = _native.builds()
 BUILD_IDS = [name for name, _ in BUILDS]
 
 

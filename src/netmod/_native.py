@@ -20,7 +20,7 @@ from types import ModuleType
 
 from . import _core as baseline
 
-__all__ = ["baseline", "core", "load"]
+__all__ = ["baseline", "builds", "core", "load"]
 
 _CHOICES = ("auto", "baseline", "avx2")
 
@@ -59,6 +59,24 @@ def load(choice: str | None = None) -> ModuleType:
         reason = "this build has no AVX2 kernel" if cpu_ok else "this CPU lacks AVX2 or FMA"
         raise ImportError(f"NETMOD_SIMD=avx2, but {reason}")
     return baseline
+
+
+def builds() -> list[tuple[str, ModuleType]]:
+    """Every build this CPU can run, as (name, module): ``baseline`` first,
+    then ``avx2`` when the CPU and this installation have it.
+
+    Examples
+    --------
+    >>> from netmod import _native
+    >>> _native.builds()[0][0]
+    'baseline'
+    """
+    out = [("baseline", baseline)]
+    try:
+        out.append(("avx2", load("avx2")))
+    except ImportError:
+        pass
+    return out
 
 
 core = load()
