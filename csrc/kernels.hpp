@@ -175,11 +175,11 @@ inline void csr_rows_2(const Index* indptr, const Index* indices, const double* 
 template <int P>
 void csr_rows_p(const Index* indptr, const Index* indices, const double* val, Index r,
                 const double* X, double* Y, Index pp) {
-    const Index p = Width<P>::get(pp);
-    if constexpr (P == 2) return csr_rows_2(indptr, indices, val, r, X, Y);
-    for (Index i = 0; i < r; ++i) {
-        double* y = Y + i * p;
-        if constexpr (P > 0) {
+    if constexpr (P == 2) {
+        csr_rows_2(indptr, indices, val, r, X, Y);
+    } else if constexpr (P > 0) {
+        for (Index i = 0; i < r; ++i) {
+            double* y = Y + i * P;
             // Two accumulators per lane halve the add-latency chain.
             double a0[P] = {}, a1[P] = {};
             Index e = indptr[i];
@@ -198,7 +198,11 @@ void csr_rows_p(const Index* indptr, const Index* indices, const double* val, In
                 for (Index t = 0; t < P; ++t) a0[t] += w0 * x0[t];
             }
             for (Index t = 0; t < P; ++t) y[t] += a0[t] + a1[t];
-        } else {
+        }
+    } else {
+        const Index p = pp;
+        for (Index i = 0; i < r; ++i) {
+            double* y = Y + i * p;
             for (Index e = indptr[i]; e < indptr[i + 1]; ++e) {
                 const double w = val[e];
                 const double* x = X + indices[e] * p;
