@@ -8,7 +8,9 @@
 // rel_tol * mean per-feature variance (squared Frobenius shift), at most
 // max_iter iterations. Empty clusters are re-seeded at the point farthest from
 // its centre. The restart with the lowest inertia wins, ties to the lowest r,
-// so the result does not depend on n_threads.
+// so the result does not depend on n_threads. X is first rescaled by a power
+// of two into [1/2, 1) (exact), so data of any finite magnitude clusters as
+// it would at unit scale; the inertia is scaled back.
 // Speed without changing a bit of the result: assignments are screened in
 // single precision and only rows whose nearest centre is not clear beyond a
 // bound on the rounding error are recomputed in double (ScreenPanels;
@@ -249,7 +251,7 @@ double nearest_k(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
 // [1/2, 1) (centres, being means of rows, stay within it). With u = 2^-24,
 // rounding the data to float, the d-term dot product and the final
 // subtraction put s_c within (d + 6) u (|x|^2 + |c|^2) of its exact value,
-// plus d 2^-148 for products in the subnormal range; the double
+// plus at most (d + 1) 2^-147 from values in float's subnormal range; the double
 // computation's error is 2^-29 times smaller. A row is trusted when the float
 // gap exceeds `slack` = 4 (d + 8) u (|x|^2 + max |c|^2) + (d + 2) 2^-120,
 // more than twice the sum of the four errors.
@@ -266,8 +268,11 @@ struct ScreenPanels {
     std::vector<LanesF> slack;  // per panel: rel * |x|^2 (scaled) + (d + 2) 2^-120
     explicit ScreenPanels(const KRowMat& X)
         : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanesF - 1) / kLanesF) {
+        // Outside this range the double kernel's squared norms could over- or
+        // underflow, and the bound would not describe it (kmeans() rescales
+        // X into [1/2, 1) first, so it is always inside).
         const double top = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
-        if (!(top >= 1e-290 && top <= 1e290) || kLanesF != 2 * kLanes) return;
+        if (!(top >= 0x1p-450 && top <= 0x1p480) || kLanesF != 2 * kLanes) return;
         int e = 0;
         std::frexp(top, &e);
         scale = std::ldexp(1.0, -e);
@@ -438,11 +443,27 @@ inline void cluster_sums(const KRowMat& X, const std::int64_t* labels, KRowMat& 
     }
 }
 
+// The exponent e with max |X| in [2^(e-1), 2^e), 0 for an all-zero X.
+// k-means runs on X 2^-e: for normal numbers an exact rescaling, which every
+// later product and sum follows exactly, so it changes no label of data whose
+// squared norms were representable, and keeps them representable otherwise.
+inline int unit_exponent(const KRowMat& X) {
+    const double top = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
+    int e = 0;
+    if (top > 0.0 && std::isfinite(top)) std::frexp(top, &e);
+    return e;
+}
+inline KRowMat times_pow2(const KRowMat& X, int e) {
+    return X.unaryExpr([e](double v) { return std::ldexp(v, e); });
+}
+
 // One assignment of the rows of X to the centres C (|C| entries within X's
 // largest |entry|, as k-means keeps them), screened or not: for tests.
 // Returns the number of rows redone in double (0 when !screen).
-inline std::int64_t assign_rows(const KRowMat& X, const KRowMat& C, bool screen,
+inline std::int64_t assign_rows(const KRowMat& X_in, const KRowMat& C_in, bool screen,
                                 std::vector<std::int64_t>& labels) {
+    const int e = unit_exponent(X_in);
+    const KRowMat X = times_pow2(X_in, -e), C = times_pow2(C_in, -e);
     const Panels P(X);
     const ScreenPanels S(X);
     const Eigen::VectorXd xn = X.rowwise().squaredNorm(), cn = C.rowwise().squaredNorm();
@@ -526,12 +547,16 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const ScreenPanels&
 
 }  // namespace detail
 
-inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMeansOptions& opts) {
-    const std::int64_t n = X.rows();
+inline KMeansResult kmeans(const detail::KRowMat& X_in, std::int64_t k, const KMeansOptions& opts) {
+    const std::int64_t n = X_in.rows();
     if (k < 1 || k > n)
         throw std::invalid_argument("kmeans: n_clusters must be in [1, " + std::to_string(n) +
                                     "], got " + std::to_string(k));
     if (opts.n_init < 1) throw std::invalid_argument("kmeans: n_init must be >= 1");
+    const int e = detail::unit_exponent(X_in);
+    detail::KRowMat rescaled;
+    if (e != 0) rescaled = detail::times_pow2(X_in, -e);
+    const detail::KRowMat& X = e != 0 ? rescaled : X_in;
     const Eigen::RowVectorXd mean = X.colwise().mean();
     const double tol = opts.rel_tol * (X.rowwise() - mean).colwise().squaredNorm().mean() /
                        static_cast<double>(n);
@@ -549,6 +574,7 @@ inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMean
     std::size_t best = 0;
     for (std::size_t r = 1; r < runs.size(); ++r)
         if (runs[r].inertia < runs[best].inertia) best = r;
+    runs[best].inertia = std::ldexp(runs[best].inertia, 2 * e);
     return std::move(runs[best]);
 }
 

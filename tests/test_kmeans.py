@@ -82,6 +82,7 @@ CASES = {
     "mixed-scales": lambda s: (mixed_scales(s), 5),
     "huge": lambda s: (blobs(203, 3, 4, s) * 1e295, 4),
     "tiny": lambda s: (blobs(203, 3, 4, s) * 1e-295, 4),
+    "scale-1e-200": lambda s: (blobs(203, 12, 12, s) * 1e-200, 12),
     "k20-d20": lambda s: (blobs(509, 20, 20, s), 20),
     "d1": lambda s: (blobs(97, 1, 3, s), 3),
     "k1": lambda s: (blobs(50, 3, 2, s), 1),
@@ -117,6 +118,8 @@ ASSIGN_CASES = {
     "scale-1e-30": {"n": 300, "d": 12, "k": 12, "scale": 1e-30},
     "scale-1e30": {"n": 300, "d": 12, "k": 12, "scale": 1e30},
     "scale-1e-300": {"n": 300, "d": 5, "k": 4, "scale": 1e-300},
+    "scale-1e-200": {"n": 300, "d": 12, "k": 12, "scale": 1e-200},
+    "scale-1e200": {"n": 300, "d": 12, "k": 12, "scale": 1e200},
 }
 
 
@@ -129,8 +132,11 @@ def test_screened_assignment_is_the_double_assignment(build, case, seed):
     exact, none = build.assign_rows(X, C, screen=False)
     np.testing.assert_array_equal(screened, exact)
     assert none == 0
-    # The double kernel itself against numpy, wherever numpy's own
-    # round-off cannot decide the other way.
+    # The double kernel itself against numpy (at unit scale: the kernel
+    # rescales by a power of two, numpy's squares of 1e-200 would underflow),
+    # wherever numpy's own round-off cannot decide the other way.
+    e = np.frexp(np.abs(X).max())[1]
+    X, C = np.ldexp(X, -e), np.ldexp(C, -e)
     s = (C**2).sum(axis=1)[None, :] - 2.0 * X @ C.T
     order = np.sort(s, axis=1)
     clear = order[:, 1] - order[:, 0] > 1e-12 * ((X**2).sum(axis=1) + (C**2).sum(axis=1).max())
@@ -138,6 +144,25 @@ def test_screened_assignment_is_the_double_assignment(build, case, seed):
     # Exact ties (rows equal to duplicated distances) go to the lowest index.
     ties = order[:, 1] == order[:, 0]
     np.testing.assert_array_equal(exact[ties], s.argmin(axis=1)[ties])
+
+
+@pytest.mark.parametrize("build", [b for _, b in BUILDS], ids=BUILD_IDS)
+@pytest.mark.parametrize("e", [-900, -500, -100, 7, 100, 500])
+def test_power_of_two_scale_changes_nothing(build, e):
+    """k-means and the assignment run at unit scale whatever the data's
+    magnitude: rescaling by 2^e (exact) gives the same labels and the inertia
+    times 4^e (squared norms of 1e-300 or 1e300 data are not representable,
+    so without the rescaling they collapsed to one cluster)."""
+    X = embedding_like(700, 12, 3)
+    base = build.kmeans_rows(X, n_clusters=12, n_init=3, seed=1)
+    run = build.kmeans_rows(np.ldexp(X, e), n_clusters=12, n_init=3, seed=1)
+    np.testing.assert_array_equal(run["labels"], base["labels"])
+    assert run["inertia"] == np.ldexp(base["inertia"], 2 * e)
+    assert run["n_iter"] == base["n_iter"]
+    Xa, C = near_bisectors(400, 12, 12, 4, offset=1e-3)
+    labels, _ = build.assign_rows(Xa, C)
+    scaled, _ = build.assign_rows(np.ldexp(Xa, e), np.ldexp(C, e))
+    np.testing.assert_array_equal(scaled, labels)
 
 
 @pytest.mark.parametrize("build", [b for _, b in BUILDS], ids=BUILD_IDS)
