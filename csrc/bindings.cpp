@@ -52,6 +52,16 @@ std::vector<F64> as_real_list(const std::vector<py::array>& ws) {
     return out;
 }
 
+// A 2-D array of finite reals with at least one row and one column.
+F64 finite_rows(const py::array& a, const std::string& name) {
+    F64 m = as_real(a, name);
+    if (m.ndim() != 2 || m.shape(0) < 1 || m.shape(1) < 1)
+        throw std::invalid_argument(name + " must be a 2-D array with at least one column and one row");
+    for (py::ssize_t e = 0; e < m.size(); ++e)
+        if (!std::isfinite(m.data()[e])) throw std::invalid_argument(name + " has a NaN or infinite value");
+    return m;
+}
+
 void require_1d(const py::array& a, const char* name) {
     if (a.ndim() != 1)
         throw std::invalid_argument(std::string(name) + " must be 1-D, got " +
@@ -273,13 +283,8 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         "kmeans_rows",
         [](const py::array& X_in, Index n_clusters, int n_init, int max_iter, std::uint64_t seed,
            bool screen, int n_threads) {
-            const F64 X = as_real(X_in, "X");
-            if (X.ndim() != 2)
-                throw std::invalid_argument("X must be 2-D, got " + std::to_string(X.ndim()) + "-D");
+            const F64 X = finite_rows(X_in, "X");
             const Index n = X.shape(0), d = X.shape(1);
-            if (d < 1) throw std::invalid_argument("X must have at least one column");
-            for (Index e = 0; e < n * d; ++e)
-                if (!std::isfinite(X.data()[e])) throw std::invalid_argument("X has a NaN or infinite value");
             if (max_iter < 1) throw std::invalid_argument("max_iter must be >= 1");
             netmod::KMeansOptions o;
             o.n_init = n_init;
@@ -313,20 +318,13 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
     m.def(
         "assign_rows",
         [](const py::array& X_in, const py::array& C_in, bool screen) {
-            const F64 X = as_real(X_in, "X"), C = as_real(C_in, "centres");
-            if (X.ndim() != 2 || C.ndim() != 2 || X.shape(1) != C.shape(1) || X.shape(0) < 1 ||
-                C.shape(0) < 1 || X.shape(1) < 1)
-                throw std::invalid_argument("X (n x d) and centres (k x d) must be non-empty 2-D arrays");
+            const F64 X = finite_rows(X_in, "X"), C = finite_rows(C_in, "centres");
             const Index n = X.shape(0), k = C.shape(0), d = X.shape(1);
+            if (C.shape(1) != d)
+                throw std::invalid_argument("X and centres must have the same number of columns");
             double top = 0.0, ctop = 0.0;
-            for (Index e = 0; e < n * d; ++e) {
-                if (!std::isfinite(X.data()[e])) throw std::invalid_argument("X has a NaN or infinite value");
-                top = std::max(top, std::fabs(X.data()[e]));
-            }
-            for (Index e = 0; e < k * d; ++e) {
-                if (!std::isfinite(C.data()[e])) throw std::invalid_argument("centres have a NaN or infinite value");
-                ctop = std::max(ctop, std::fabs(C.data()[e]));
-            }
+            for (Index e = 0; e < n * d; ++e) top = std::max(top, std::fabs(X.data()[e]));
+            for (Index e = 0; e < k * d; ++e) ctop = std::max(ctop, std::fabs(C.data()[e]));
             if (ctop > top) throw std::invalid_argument("centres must lie within the largest |entry| of X");
             std::vector<std::int64_t> labels;
             std::int64_t redone = 0;

@@ -32,6 +32,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace netmod {
@@ -49,12 +50,29 @@ struct KMeansResult {
     std::vector<std::int64_t> labels;
     double inertia = 0.0;
     int n_iter = 0;
-    std::int64_t n_redone = 0;  // rows the float screen left to the double kernel
+    std::int64_t n_redone = 0;  // rows the float screen left to the double kernel (this run)
 };
 
 namespace detail {
 
 using KRowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// f(std::integral_constant<int, v>{}) for v in 2..16, f(...<int, 0>{}) (the
+// run-time-width version) otherwise: the kernels below fix k, d or the
+// number of k-means++ candidates at compile time so their accumulators stay
+// in registers.
+template <class F>
+decltype(auto) by_width(std::int64_t v, F&& f) {
+    switch (v) {
+#define NETMOD_W(x) \
+    case x: return f(std::integral_constant<int, x>{});
+        NETMOD_W(2) NETMOD_W(3) NETMOD_W(4) NETMOD_W(5) NETMOD_W(6) NETMOD_W(7) NETMOD_W(8)
+        NETMOD_W(9) NETMOD_W(10) NETMOD_W(11) NETMOD_W(12) NETMOD_W(13) NETMOD_W(14)
+        NETMOD_W(15) NETMOD_W(16)
+#undef NETMOD_W
+        default: return f(std::integral_constant<int, 0>{});
+    }
+}
 
 // The rows of X regrouped for the lane kernel: kLanes consecutive rows form
 // one panel, stored feature by feature (panel b, feature t, lane j at
@@ -167,14 +185,9 @@ inline void kmeanspp(const KRowMat& X, const Panels& P, const Eigen::VectorXd& x
             cand_rows.row(t) = X.row(idx);
             cand_norm[t] = xn[idx];
         }
-        switch (trials) {
-            case 2: trial_potentials<2>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-            case 3: trial_potentials<3>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-            case 4: trial_potentials<4>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-            case 5: trial_potentials<5>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-            case 6: trial_potentials<6>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-            default: trial_potentials<0>(P, cand_rows, cand_norm, xn, closest, G, pots); break;
-        }
+        by_width(trials, [&](auto T) {
+            trial_potentials<decltype(T)::value>(P, cand_rows, cand_norm, xn, closest, G, pots);
+        });
         int best = 0;
         double best_pot = std::numeric_limits<double>::infinity();
         for (int t = 0; t < trials; ++t) {
@@ -247,35 +260,29 @@ double nearest_k(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
 // are therefore exactly those of the double kernel (only they are produced:
 // distances and inertia come from one double pass at the end of a run).
 //
-// Error bound. X is scaled by a power of two so that max |x_t| is in
-// [1/2, 1) (centres, being means of rows, stay within it). With u = 2^-24,
-// rounding the data to float, the d-term dot product and the final
-// subtraction put s_c within (d + 6) u (|x|^2 + |c|^2) of its exact value,
-// plus at most (d + 1) 2^-147 from values in float's subnormal range; the double
-// computation's error is 2^-29 times smaller. A row is trusted when the float
-// gap exceeds `slack` = 4 (d + 8) u (|x|^2 + max |c|^2) + (d + 2) 2^-120,
-// more than twice the sum of the four errors.
+// Error bound. X comes rescaled by a power of two so that max |x_t| is in
+// [1/2, 1) (kmeans() and assign_rows() do it; centres, being means of rows,
+// stay within it). With u = 2^-24, rounding the data to float, the d-term
+// dot product and the final subtraction put s_c within
+// (d + 6) u (|x|^2 + |c|^2) of its exact value, plus at most (d + 1) 2^-147
+// from values in float's subnormal range; the double computation's error is
+// 2^-29 times smaller. A row is trusted when the float gap exceeds `slack` =
+// 4 (d + 8) u (|x|^2 + max |c|^2) + (d + 2) 2^-120, more than twice the sum
+// of the four errors.
 constexpr int kLanesF = simd::kWidthF;
 using LanesF = simd::VecF;
 using LaneIdxF = simd::VecIdxF;
 
 struct ScreenPanels {
     std::int64_t n = 0, d = 0, blocks = 0;
-    bool usable = false;
-    double scale = 1.0;     // power of two
+    bool usable = false;    // X had the unit scale above (false: no screen)
     double rel = 0.0;       // 4 (d + 8) 2^-24
     std::vector<LanesF> data;   // as Panels, kLanesF rows per panel
-    std::vector<LanesF> slack;  // per panel: rel * |x|^2 (scaled) + (d + 2) 2^-120
+    std::vector<LanesF> slack;  // per panel: rel * |x|^2 + (d + 2) 2^-120
     explicit ScreenPanels(const KRowMat& X)
         : n(X.rows()), d(X.cols()), blocks((X.rows() + kLanesF - 1) / kLanesF) {
-        // Outside this range the double kernel's squared norms could over- or
-        // underflow, and the bound would not describe it (kmeans() rescales
-        // X into [1/2, 1) first, so it is always inside).
         const double top = X.size() ? X.cwiseAbs().maxCoeff() : 0.0;
-        if (!(top >= 0x1p-450 && top <= 0x1p480) || kLanesF != 2 * kLanes) return;
-        int e = 0;
-        std::frexp(top, &e);
-        scale = std::ldexp(1.0, -e);
+        if (!(top >= 0.5 && top < 1.0)) return;
         rel = 4.0 * static_cast<double>(d + 8) * std::ldexp(1.0, -24);
         const float floor = static_cast<float>(static_cast<double>(d + 2) * std::ldexp(1.0, -120));
         data.resize(static_cast<std::size_t>(blocks * d));
@@ -284,15 +291,14 @@ struct ScreenPanels {
             LanesF sl = {};
             for (int j = 0; j < kLanesF; ++j) {
                 const std::int64_t i = b * kLanesF + j;
-                sl[j] = i < n ? static_cast<float>(rel * (X.row(i) * scale).squaredNorm()) + floor
-                              : floor;
+                sl[j] = i < n ? static_cast<float>(rel * X.row(i).squaredNorm()) + floor : floor;
             }
             slack[static_cast<std::size_t>(b)] = sl;
             for (std::int64_t t = 0; t < d; ++t) {
                 LanesF v = {};
                 for (int j = 0; j < kLanesF; ++j) {
                     const std::int64_t i = b * kLanesF + j;
-                    v[j] = i < n ? static_cast<float>(X(i, t) * scale) : 0.0f;
+                    v[j] = i < n ? static_cast<float>(X(i, t)) : 0.0f;
                 }
                 data[static_cast<std::size_t>(b * d + t)] = v;
             }
@@ -312,10 +318,9 @@ std::int64_t screen_k(const ScreenPanels& S, const Panels& P, const KRowMat& C,
     double cmax = 0.0;
     for (std::int64_t c = 0; c < k; ++c) {
         for (std::int64_t t = 0; t < d; ++t)
-            cf[static_cast<std::size_t>(c * d + t)] = static_cast<float>(C(c, t) * S.scale);
-        const double nc = cn[c] * S.scale * S.scale;
-        cnf[static_cast<std::size_t>(c)] = static_cast<float>(nc);
-        cmax = std::max(cmax, nc);
+            cf[static_cast<std::size_t>(c * d + t)] = static_cast<float>(C(c, t));
+        cnf[static_cast<std::size_t>(c)] = static_cast<float>(cn[c]);
+        cmax = std::max(cmax, cn[c]);
     }
     const float cslack = static_cast<float>(S.rel * cmax);
     std::vector<LanesF> spare(K > 0 ? 0 : static_cast<std::size_t>(k));
@@ -366,29 +371,17 @@ std::int64_t screen_k(const ScreenPanels& S, const Panels& P, const KRowMat& C,
 inline double nearest_centres(const Panels& P, const KRowMat& C, const Eigen::VectorXd& cn,
                               const Eigen::VectorXd& xn, std::int64_t* labels, double* dist,
                               bool& changed) {
-    switch (C.rows()) {
-#define NETMOD_K(v) \
-    case v: return nearest_k<v>(P, C, cn, xn, labels, dist, changed);
-        NETMOD_K(2) NETMOD_K(3) NETMOD_K(4) NETMOD_K(5) NETMOD_K(6) NETMOD_K(7) NETMOD_K(8)
-        NETMOD_K(9) NETMOD_K(10) NETMOD_K(11) NETMOD_K(12) NETMOD_K(13) NETMOD_K(14)
-        NETMOD_K(15) NETMOD_K(16)
-#undef NETMOD_K
-        default: return nearest_k<0>(P, C, cn, xn, labels, dist, changed);
-    }
+    return by_width(C.rows(), [&](auto K) {
+        return nearest_k<decltype(K)::value>(P, C, cn, xn, labels, dist, changed);
+    });
 }
 
 inline std::int64_t screen_centres(const ScreenPanels& S, const Panels& P, const KRowMat& C,
                                    const Eigen::VectorXd& cn, const Eigen::VectorXd& xn,
                                    std::int64_t* labels, double* dist, bool& changed) {
-    switch (C.rows()) {
-#define NETMOD_K(v) \
-    case v: return screen_k<v>(S, P, C, cn, xn, labels, dist, changed);
-        NETMOD_K(2) NETMOD_K(3) NETMOD_K(4) NETMOD_K(5) NETMOD_K(6) NETMOD_K(7) NETMOD_K(8)
-        NETMOD_K(9) NETMOD_K(10) NETMOD_K(11) NETMOD_K(12) NETMOD_K(13) NETMOD_K(14)
-        NETMOD_K(15) NETMOD_K(16)
-#undef NETMOD_K
-        default: return screen_k<0>(S, P, C, cn, xn, labels, dist, changed);
-    }
+    return by_width(C.rows(), [&](auto K) {
+        return screen_k<decltype(K)::value>(S, P, C, cn, xn, labels, dist, changed);
+    });
 }
 
 // Adds the rows of X to the sums of their clusters, in row order. A run of
@@ -432,15 +425,7 @@ void add_rows(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
 
 inline void cluster_sums(const KRowMat& X, const std::int64_t* labels, KRowMat& sums,
                          std::vector<std::int64_t>& count) {
-    switch (X.cols()) {
-#define NETMOD_D(v) \
-    case v: return add_rows<v>(X, labels, sums, count);
-        NETMOD_D(2) NETMOD_D(3) NETMOD_D(4) NETMOD_D(5) NETMOD_D(6) NETMOD_D(7) NETMOD_D(8)
-        NETMOD_D(9) NETMOD_D(10) NETMOD_D(11) NETMOD_D(12) NETMOD_D(13) NETMOD_D(14)
-        NETMOD_D(15) NETMOD_D(16)
-#undef NETMOD_D
-        default: return add_rows<0>(X, labels, sums, count);
-    }
+    by_width(X.cols(), [&](auto D) { add_rows<decltype(D)::value>(X, labels, sums, count); });
 }
 
 // The exponent e with max |X| in [2^(e-1), 2^e), 0 for an all-zero X.
@@ -518,8 +503,11 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const ScreenPanels&
         sums.setZero();
         std::fill(count.begin(), count.end(), 0);
         cluster_sums(X, res.labels.data(), sums, count);
-        if (std::find(count.begin(), count.end(), 0) != count.end()) make_exact();  // needs dist
-        std::vector<char> taken(n, 0);
+        std::vector<char> taken;  // rows already used to re-seed an empty cluster
+        if (std::find(count.begin(), count.end(), 0) != count.end()) {
+            make_exact();  // the re-seeding reads dist
+            taken.assign(n, 0);
+        }
         double shift = 0.0;
         for (std::int64_t c = 0; c < k; ++c) {
             Eigen::RowVectorXd next(d);

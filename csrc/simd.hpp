@@ -2,11 +2,11 @@
 //
 // Contract: `Vec` holds kWidth doubles (4 when compiled with AVX, as in the
 // _core_avx2 build, else 2), `VecIdx` as many int64 (for vector compares and
-// selects), `load` reads one Vec from any 8-byte-aligned address, `store` writes one there. `VecF`
-// holds kWidthF = 2 * kWidth floats in the same register width, `VecIdxF` as
-// many int32. GCC/Clang
-// vector extensions: arithmetic is lane-wise, so a lane's result never
-// depends on its neighbours. Thread safety: types and a pure function.
+// selects); `load` reads one Vec from any 8-byte-aligned address, `store`
+// writes one there. `VecF` holds kWidthF = 2 * kWidth floats in the same
+// register width, `VecIdxF` as many int32. GCC/Clang vector extensions:
+// arithmetic is lane-wise, so a lane's result never depends on its
+// neighbours. Thread safety: types and pure functions.
 #pragma once
 
 #include <cstdint>
