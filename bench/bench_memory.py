@@ -45,7 +45,7 @@ case, arg = sys.argv[1], sys.argv[2]
 if case == "null":
     sizes = (784, 256, 256, 256, 256, 10)
     graph = netmod.synthetic.glorot_weights(sizes, seed=0)
-    run = lambda: netmod.shuffle_null(graph, n_shuffles=int(arg), method="layer", n_clusters=12, seed=0,
+    run = lambda: netmod.shuffle_null(graph, n_shuffles=int(arg), shuffle="layer", n_clusters=12, seed=0,
                                       n_threads=2, progress=False).samples.size
 else:
     sizes = (784, 2048, 2048, 2048, 2048, 10)

@@ -5,7 +5,7 @@ with netmod.synthetic.glorot_weights(sizes, seed=0) (dense) and
 netmod.synthetic.prune_by_magnitude(dense, 0.9) (90% per-layer magnitude
 pruning) and, in one run, on each network:
 
-- times netmod.shuffle_null(weights, n_shuffles=50, method="layer",
+- times netmod.shuffle_null(weights, n_shuffles=50, shuffle="layer",
   n_clusters=12, seed=0, n_threads=2, progress=False) (one warm-up call, then
   --repeats timed calls; the observed clustering is included in its time);
 - times the same 50 replicates done the straightforward way: dead-node
@@ -97,7 +97,7 @@ except OSError:
     reset = False
 before = peak_kib()
 start = time.perf_counter()
-null = netmod.shuffle_null(weights, n_shuffles=n_shuffles, method="layer", n_clusters=int(sys.argv[5]),
+null = netmod.shuffle_null(weights, n_shuffles=n_shuffles, shuffle="layer", n_clusters=int(sys.argv[5]),
                            seed=0, n_threads=n_threads, progress=False)
 seconds = time.perf_counter() - start
 after = peak_kib()
@@ -180,7 +180,7 @@ def time_baseline(weights, n_replicates):
 # ------------------------------------------------------------------ netmod ---
 
 def run_netmod(weights, n_threads, n_shuffles=N_SHUFFLES):
-    return netmod.shuffle_null(weights, n_shuffles=n_shuffles, method="layer",
+    return netmod.shuffle_null(weights, n_shuffles=n_shuffles, shuffle="layer",
                                n_clusters=N_CLUSTERS, seed=0, n_threads=n_threads,
                                progress=False)
 

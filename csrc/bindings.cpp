@@ -342,6 +342,64 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         "One k-means assignment step (nearest centre, ties to the lowest index), with or without\n"
         "the float screen; returns (labels, rows redone in double). For tests.");
 
+    m.def(
+        "blocks_match_edges",
+        [](const std::vector<py::array>& blocks, const py::array& row_offsets_in,
+           const py::array& col_offsets_in, const py::array& source_in, const py::array& target_in,
+           const py::list& edge_weights) {
+            // Reads the edge weights straight from the list (no NumPy copy of it): the
+            // check runs on every call with a graph that carries its blocks.
+            const Layers ls = make_layers(blocks);
+            const I64 row_off = as_index(row_offsets_in, "row_offsets");
+            const I64 col_off = as_index(col_offsets_in, "col_offsets");
+            const I64 source = as_index(source_in, "source"), target = as_index(target_in, "target");
+            for (const auto* a : {&row_off, &col_off, &source, &target})
+                require_1d(*a, "offsets and endpoints");
+            const Index nb = static_cast<Index>(ls.views.size());
+            if (row_off.shape(0) != nb || col_off.shape(0) != nb)
+                throw std::invalid_argument("row_offsets and col_offsets must have one entry per block");
+            const Index m = static_cast<Index>(PyList_GET_SIZE(edge_weights.ptr()));
+            if (source.shape(0) != m || target.shape(0) != m) return false;
+            const std::int64_t *src = source.data(), *dst = target.data();
+            PyObject** items = PySequence_Fast_ITEMS(edge_weights.ptr());
+            Index e = 0;
+            for (Index b = 0; b < nb; ++b) {
+                const netmod::LayerView& v = ls.views[b];
+                const Index r0 = row_off.data()[b], c0 = col_off.data()[b];
+                for (Index i = 0; i < v.rows; ++i) {
+                    const double* row = v.data + i * v.cols;
+                    for (Index j = 0; j < v.cols; ++j) {
+                        const double w = row[j];
+                        if (w == 0.0) continue;
+                        if (e == m) return false;
+                        const Index u = r0 + i, t = c0 + j;
+                        if (!((src[e] == u && dst[e] == t) || (src[e] == t && dst[e] == u))) return false;
+                        PyObject* item = items[e];
+                        double x;
+                        if (PyFloat_Check(item)) {
+                            x = PyFloat_AS_DOUBLE(item);
+                        } else if (PyLong_Check(item)) {
+                            x = PyLong_AsDouble(item);
+                            if (x == -1.0 && PyErr_Occurred()) {
+                                PyErr_Clear();
+                                return false;
+                            }
+                        } else {
+                            return false;
+                        }
+                        if (x != std::fabs(w)) return false;
+                        ++e;
+                    }
+                }
+            }
+            return e == m;
+        },
+        py::arg("blocks"), py::arg("row_offsets"), py::arg("col_offsets"), py::arg("source"),
+        py::arg("target"), py::arg("edge_weights"),
+        "Whether a graph's edges are exactly the non-zero entries of its weight blocks: edge e\n"
+        "(in block order, row-major) joins row_offsets[b] + i and col_offsets[b] + j, in either\n"
+        "direction, with weight |blocks[b][i, j]| (a Python float or int, compared exactly).");
+
     m.def("replicate_seed", &netmod::replicate_seed, py::arg("seed"), py::arg("index"),
           "Clustering seed of null replicate `index`.");
 

@@ -376,12 +376,13 @@ def pruned_mlp_weights(seed, layer_sizes=(60, 40, 40, 10), sparsity=0.7):
 
 
 def null_statistics_reference(observed, samples):
-    """REFERENCE.md 4: population std, z, strict-inequality percentile, below-all significance."""
+    """REFERENCE.md 4 with netmod's tie rule: population std, z, percentile counting samples
+    equal to the observed value against it (#{samples <= observed}), below-all significance."""
     samples = np.asarray(samples, dtype=np.float64)
     mean = samples.mean()
     std = np.sqrt(np.mean((samples - mean) ** 2))
     zscore = (observed - mean) / std if std > 0 else float("nan")
-    percentile = (np.count_nonzero(samples < observed) + 1) / (samples.size + 1)
+    percentile = (np.count_nonzero(samples <= observed) + 1) / (samples.size + 1)
     return {"mean": float(mean), "std": float(std), "zscore": float(zscore),
             "percentile": float(percentile), "significant": bool(observed < samples.min())}
 
@@ -399,3 +400,42 @@ def _pruned_mlp_weights_fixture():
 @pytest.fixture(scope="session", name="null_statistics_reference")
 def _null_statistics_reference_fixture():
     return null_statistics_reference
+
+
+# --- the standard MNIST / Fashion-MNIST files ----------------------------------------
+
+STANDARD_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+REQUIRE_DATA = "NETMOD_REQUIRE_DATA"
+
+
+def _standard_data_dir():
+    """$NETMOD_DATA, else the ../shared/datasets folder beside a source checkout."""
+    import os
+    from pathlib import Path
+
+    env = os.environ.get("NETMOD_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def standard_data():
+    """The folder holding mnist/ and fashion-mnist/ with the standard files.
+
+    Tests that need them skip, saying why, when they are not there (a fresh
+    clone has no ../shared); with NETMOD_REQUIRE_DATA=1 (set by .ci/run) the
+    skip becomes a failure, so CI always runs them.
+    """
+    import os
+
+    root = _standard_data_dir()
+    missing = [f"{name}/{f}" for name in ("mnist", "fashion-mnist") for f in STANDARD_FILES
+               if not (root / name / f).is_file()]
+    if missing:
+        why = (f"the standard MNIST/Fashion-MNIST files are not in {root} (missing {', '.join(missing[:2])}"
+               f"{', ...' if len(missing) > 2 else ''}); set NETMOD_DATA to a folder holding mnist/ and "
+               "fashion-mnist/")
+        if os.environ.get(REQUIRE_DATA) == "1":
+            pytest.fail(f"{REQUIRE_DATA}=1 but {why}")
+        pytest.skip(why)
+    return root

@@ -37,7 +37,10 @@ def planted(sizes=(12, 10, 14, 9), p_in=0.8, p_out=0.03, seed=0, n_isolated=3):
     return a, np.concatenate([truth, -np.ones(n_isolated, dtype=int)])
 
 
-@pytest.mark.parametrize("name,kw", METHODS, ids=[f"{n}-{k.get('backend', '')}-{k.get('objective', '')}" for n, k in METHODS])
+IDS = [f"{n}-{k.get('backend', '')}-{k.get('objective', '')}" for n, k in METHODS]
+
+
+@pytest.mark.parametrize("name,kw", METHODS, ids=IDS)
 def test_contract_every_method(name, kw):
     a, truth = planted()
     isolated = a.sum(axis=1) == 0
@@ -57,16 +60,16 @@ def test_contract_every_method(name, kw):
 def test_weighted_modularity_matches_igraph(backend):
     a, _ = planted(seed=2)
     p = netmod.leiden(a, backend=backend, seed=0)
-    g = netmod.communities.to_igraph(a)
+    g = netmod.to_igraph(a)
     member = p.labels.copy()
     member[member < 0] = member.max() + 1 + np.arange((member < 0).sum())
     expected = g.modularity(member.tolist(), weights="weight")
     assert netmod.modularity(a, p.labels) == pytest.approx(expected, abs=1e-12)
-    assert p.modularity(a) == pytest.approx(expected, abs=1e-12)
     spectral = netmod.spectral_clustering(a, n_clusters=3, seed=0)
     sm = spectral.labels.copy()
     sm[sm < 0] = sm.max() + 1 + np.arange((sm < 0).sum())
-    assert spectral.modularity(a) == pytest.approx(g.modularity(sm.tolist(), weights="weight"), abs=1e-12)
+    expected = g.modularity(sm.tolist(), weights="weight")
+    assert netmod.modularity(a, spectral.labels) == pytest.approx(expected, abs=1e-12)
     assert p.info["modularity"] == pytest.approx(expected, abs=1e-12)
     unweighted = g.modularity(member.tolist())
     assert abs(unweighted - expected) > 1e-6, "the weighted value differs from leidenalg's unweighted one"
@@ -154,3 +157,72 @@ def test_layered_graph_uses_absolute_weights():
 def test_directed_igraph_rejected():
     with pytest.raises(ValueError, match="undirected"):
         netmod.leiden(ig.Graph.Ring(5, directed=True))
+
+
+def test_seeded_runs_leave_python_random_and_igraph_alone():
+    import random
+
+    a, _ = planted(seed=3)
+    random.seed(11)
+    state = random.getstate()
+    first = [netmod.louvain(a, seed=5).labels, netmod.leiden(a, seed=5).labels]
+    assert random.getstate() == state  # netmod's seeded draws never touch the random module
+    again = [netmod.louvain(a, seed=5).labels, netmod.leiden(a, seed=5).labels]
+    for x, y in zip(first, again):
+        np.testing.assert_array_equal(x, y)
+    # Outside netmod, igraph still draws from the random module, as by default.
+    ig.Graph.Erdos_Renyi(n=20, p=0.3)
+    assert random.getstate() != state
+    random.seed(11)
+    g1 = ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist()
+    random.seed(11)
+    assert ig.Graph.Erdos_Renyi(n=30, p=0.2).get_edgelist() == g1
+
+
+def test_seeded_runs_are_thread_safe():
+    import concurrent.futures
+
+    graphs = [planted(seed=s)[0] for s in range(4)]
+    serial = [(netmod.louvain(g, seed=s).labels, netmod.leiden(g, seed=s).labels) for s, g in enumerate(graphs)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda sg: (netmod.louvain(sg[1], seed=sg[0]).labels,
+                                             netmod.leiden(sg[1], seed=sg[0]).labels), enumerate(graphs * 3)))
+    for i, (lv, ld) in enumerate(threaded):
+        np.testing.assert_array_equal(lv, serial[i % 4][0])
+        np.testing.assert_array_equal(ld, serial[i % 4][1])
+
+
+def test_a_generator_set_by_the_user_is_not_overridden():
+    import random
+
+    a, _ = planted(seed=1)
+    mine = random.Random(3)
+    ig.set_random_number_generator(mine)
+    try:
+        with pytest.raises(RuntimeError, match="set_random_number_generator.*backend='leidenalg'"):
+            netmod.louvain(a, seed=0)
+        state = mine.getstate()
+        ig.Graph.Erdos_Renyi(n=10, p=0.5)
+        assert mine.getstate() != state  # still the user's generator
+        assert netmod.leiden(a, seed=0, backend="leidenalg").n_clusters >= 2
+    finally:
+        ig.set_random_number_generator(random)
+    assert netmod.louvain(a, seed=0).n_clusters >= 2  # default restored: seeding works again
+
+
+def test_modularity_objective_refuses_another_resolution():
+    a, _ = planted(seed=0)
+    with pytest.raises(ValueError, match="resolution must be 1 for objective='modularity'.*'rb'"):
+        netmod.leiden(a, objective="modularity", resolution=2)
+    rb = netmod.leiden(a, objective="rb", resolution=2, seed=0)
+    assert rb.info["resolution"] == 2.0 and rb.info["objective"] == "rb"
+    assert netmod.leiden(a, objective="modularity", resolution=1.0, seed=0).info["resolution"] == 1.0
+
+
+def test_large_seeds_reach_both_backends():
+    a, _ = planted(seed=2)
+    for backend in ("igraph", "leidenalg"):
+        p = netmod.leiden(a, seed=2**64 - 1, backend=backend)
+        assert p.seed == 2**64 - 1
+    with pytest.raises(ValueError, match="seed must be <= 18446744073709551615"):
+        netmod.louvain(a, seed=2**64)

@@ -5,7 +5,6 @@ a signal) run in a subprocess, so a failure shows as a failed test rather
 than a dead test run.
 """
 
-import os
 import pickle
 import signal
 import subprocess
@@ -49,7 +48,7 @@ def test_worker_exception_is_not_terminate():
         """
         import numpy as np, netmod
         try:
-            netmod.shuffle_null([np.eye(3)], n_shuffles=32, method="layer", n_clusters=6,
+            netmod.shuffle_null([np.eye(3)], n_shuffles=32, shuffle="layer", n_clusters=6,
                                 n_threads=4, progress=False)
         except ValueError as exc:
             print("ValueError:", exc)

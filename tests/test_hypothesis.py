@@ -230,7 +230,10 @@ def layer_inputs(draw):
     layout = draw(LAYOUTS)
     given_ws = []
     for w in ws:
-        v = (w != 0) if dtype is np.bool_ else (np.abs(w).astype(dtype) if np.dtype(dtype).kind == "u" else w.astype(dtype))
+        if dtype is np.bool_:
+            v = w != 0
+        else:
+            v = np.abs(w).astype(dtype) if np.dtype(dtype).kind == "u" else w.astype(dtype)
         given_ws.append(_layout(v, layout))
     eff = [np.asarray(w, dtype=np.float64) for w in given_ws]
     return given_ws, eff
@@ -273,7 +276,7 @@ def test_from_layers_and_layered_ncut(layered_adjacency, ncut_reference, inp, la
 def test_shuffle_null_public(ws, k, method, seed):
     assume(_chain_ok(ws))
     try:
-        null = netmod.shuffle_null(ws, n_shuffles=3, method=method, n_clusters=k, seed=seed, n_init=1,
+        null = netmod.shuffle_null(ws, n_shuffles=3, shuffle=method, n_clusters=k, seed=seed, n_init=1,
                                    n_threads=2, progress=False)
     except ValueError as exc:
         _expect_error(exc, ["n_clusters"])
@@ -281,7 +284,7 @@ def test_shuffle_null_public(ws, k, method, seed):
     assert null.samples.shape == (3,)
     assert np.isfinite(null.samples).all() and (null.samples >= 0).all() and (null.samples <= k + 1e-9).all()
     for i in range(3):
-        s = netmod.shuffled_weights(ws, method=method, seed=seed, index=i)
+        s = netmod.shuffled_weights(ws, shuffle=method, seed=seed, index=i)
         c = _core.compact_layers(ws)
         for a, b in zip(s, c):
             assert sorted(a.ravel().tolist()) == sorted(b.ravel().tolist())
@@ -418,8 +421,11 @@ def test_spectral_csr_binding(csr, k, block, basis, restarts):
     assert r["kept"].sum() <= kept.sum()
 
 
+WEIRD = ["none", "complex", "object", "nan", "3d", "1d", "empty"]
+
+
 @SETTINGS
-@given(ws=layer_chains(max_units=5), k=st.integers(-1, 9), weird=st.sampled_from(["none", "complex", "object", "nan", "3d", "1d", "empty"]))
+@given(ws=layer_chains(max_units=5), k=st.integers(-1, 9), weird=st.sampled_from(WEIRD))
 def test_layer_bindings(layered_adjacency, normalized_laplacian_eigh, ws, k, weird):
     ws = list(ws)
     if weird == "empty":
@@ -427,7 +433,8 @@ def test_layer_bindings(layered_adjacency, normalized_laplacian_eigh, ws, k, wei
     elif ws and weird != "none":
         w = ws[0]
         ws[0] = {"complex": w.astype(np.complex128), "object": w.astype(object),
-                 "nan": np.where(np.arange(w.size).reshape(w.shape) == 0, np.nan, w) if w.size else np.full((1, 1), np.nan),
+                 "nan": (np.where(np.arange(w.size).reshape(w.shape) == 0, np.nan, w) if w.size
+                         else np.full((1, 1), np.nan)),
                  "3d": w[None], "1d": w.ravel()}[weird]
     fine = weird == "none" or not ws
     fine = fine and _chain_ok(ws)

@@ -2,8 +2,6 @@
 
 import csv
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +10,9 @@ torch = pytest.importorskip("torch")
 
 import netmod
 from netmod.cli import main
-from netmod.reproduce import CONDITIONS, PAPER, PROTOCOLS, ReproduceConfig, reproduce
+from netmod.paper import CONDITIONS, PAPER, PROTOCOLS
+from netmod.reproduce import ALPHA, ReproduceConfig, reproduce
 from netmod.training import load_model
-
-SHARED = Path(os.environ.get("NETMOD_DATA", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 SMALL = {"dataset": "embedded", "sizes": (784, 24, 24, 10), "epochs": 1, "prune_epochs": 1, "networks": 2,
          "n_clusters": 4, "n_shuffles": 6}
@@ -50,7 +47,7 @@ def test_rows_match_an_independent_recomputation(run, ncut_reference):
         part = netmod.spectral_clustering(graph, n_clusters=4, seed=row["null_seed"])
         adjacency = np.asarray(graph.get_adjacency_sparse(attribute="weight").todense())
         assert row["ncut"] == pytest.approx(ncut_reference(adjacency, part.labels), rel=1e-9)
-        null = netmod.shuffle_null(model, n_shuffles=6, method="layer", n_clusters=4, seed=row["null_seed"])
+        null = netmod.shuffle_null(model, n_shuffles=6, shuffle="layer", n_clusters=4, seed=row["null_seed"])
         assert row["null_mean"] == pytest.approx(np.mean(null.samples), rel=1e-12)
         assert row["null_std"] == pytest.approx(np.std(null.samples), rel=1e-12)
         assert row["percentile"] == pytest.approx((np.sum(null.samples < row["ncut"]) + 1) / 7)
@@ -95,9 +92,21 @@ def test_summary_json_and_csv_agree_with_rows(run):
     with open(out / "results.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["ncut"]) for r in rows] == [r["ncut"] for r in data["rows"]]
-    holds = data["claims"]["pruned < unpruned"]
-    by = {s["condition"]: s["ncut_mean"] for s in data["summary"]}
-    assert holds["holds"] == (by["pruned"] < by["unpruned"])
+    # Orderings are judged seed by seed, significance on the Fisher-combined percentiles.
+    ncut = {(r["condition"], r["seed"]): r["ncut"] for r in data["rows"]}
+    lower = [ncut[(a, s)] < ncut[(b, s)] for a, b in (("pruned", "unpruned"), ("pruned+dropout", "unpruned+dropout"))
+             for s in (0, 1)]
+    assert data["claims"]["pruning lowers the n-cut"]["holds"] == all(lower)
+    assert data["claims"]["pruning lowers the n-cut"]["evidence"].startswith(f"{sum(lower)}/4 seed pairs")
+    dropout = [ncut[("pruned+dropout", s)] < ncut[("pruned", s)] for s in (0, 1)]
+    assert data["claims"]["dropout lowers the n-cut of pruned nets"]["holds"] == all(dropout)
+    for cond in ("pruned", "pruned+dropout"):
+        s = next(s for s in data["summary"] if s["condition"] == cond)
+        sel = [r["percentile"] for r in data["rows"] if r["condition"] == cond]
+        assert s["combined_p"] == pytest.approx(netmod.combine_percentiles(sel, n_shuffles=6))
+        claim = data["claims"][f"{cond} nets are more modular than their layer shuffles"]
+        assert claim["holds"] == (s["combined_p"] < ALPHA)
+        assert claim["reason"] is None  # not a quick run: no quick-scale explanation
     report = (out / "report.md").read_text()
     assert "| pruned+dropout | layer | 2 |" in report and "8.350 +- 0.046" in report
 
@@ -131,7 +140,8 @@ def test_protocols_and_config_checks():
     cfg = ReproduceConfig(protocol="2020")
     assert (cfg.n_clusters, cfg.nulls, cfg.n_shuffles, cfg.networks) == (4, ("layer", "nonzero"), 320, 10)
     quick = ReproduceConfig.quick_config()
-    assert quick.dataset == "embedded" and quick.networks == 1 and quick.paper_dataset == "mnist"
+    assert quick.dataset == "embedded" and quick.networks == 3 and quick.paper_dataset == "mnist"
+    assert (quick.epochs, quick.prune_epochs, quick.n_clusters, quick.n_shuffles) == (10, 10, 12, 50)
     with pytest.raises(ValueError, match="protocol"):
         ReproduceConfig(protocol="2019")
     with pytest.raises(ValueError, match="dataset"):
@@ -158,18 +168,54 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_cli_reproduce(tmp_path, capsys):
     out = tmp_path / "cli"
+    before = torch.get_num_threads()
     rc = main(["reproduce", "--quick", "--sizes", "784,16,16,10", "--epochs", "1", "--prune-epochs", "1",
-               "--shuffles", "4", "--n-clusters", "3", "--out", str(out)])
+               "--shuffles", "4", "--n-clusters", "3", "--threads", "1", "--out", str(out)])
     assert rc == 0
+    assert torch.get_num_threads() == before  # the run's thread count is given back
     text = capsys.readouterr().out
-    assert "| pruned+dropout | layer | 1 |" in text and "## Claims" in text
-    assert json.loads((out / "results.json").read_text())["config"]["quick"] is True
+    assert "| pruned+dropout | layer | 3 |" in text and "## Claims" in text
+    data = json.loads((out / "results.json").read_text())
+    assert data["config"]["quick"] is True and data["config"]["n_threads"] == 1
+    assert {r["torch_threads"] for r in data["rows"]} == {1}  # training ran on the requested threads
     assert main(["reproduce", "--networks", "0", "--out", str(out)]) == 2
-    assert "networks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("netmod reproduce: networks must be >= 1") and err.count("\n") == 1
 
 
-def test_full_mnist_from_the_shared_data(tmp_path):
-    cfg = ReproduceConfig(**{**SMALL, "dataset": "mnist", "networks": 1, "data_dir": str(SHARED)})
+def _rows(z_pruned, n_shuffles=50):
+    """Result rows of a run with the given per-network z of the pruned nets (others clearly ordered)."""
+    rows = []
+    for seed, z in enumerate(z_pruned):
+        for cond, ncut in (("unpruned", 10.2), ("unpruned+dropout", 10.1), ("pruned", 9.3 + 0.03 * z),
+                           ("pruned+dropout", 8.7)):
+            zz = z if cond == "pruned" else -15.0
+            pct = (1 if zz < -3 else n_shuffles // 2 if zz < 3 else n_shuffles) / (n_shuffles + 1)
+            rows.append({"condition": cond, "seed": seed, "null": "layer", "ncut": ncut, "null_mean": 9.3,
+                         "zscore": zz, "percentile": pct, "significant": pct == 1 / (n_shuffles + 1),
+                         "test_accuracy": 0.97})
+    return rows
+
+
+def test_claims_are_judged_on_combined_evidence_and_explained_at_quick_scale():
+    from netmod.reproduce import _claims, _summarise
+
+    quick = ReproduceConfig.quick_config()
+    weak = _rows([+6.0, -1.0, +2.0])
+    claims = _claims(quick, weak, _summarise(quick, weak))
+    pruned = claims["pruned nets are more modular than their layer shuffles"]
+    assert not pruned["holds"] and "quick scale" in pruned["reason"] and "--dataset mnist" in pruned["reason"]
+    assert "z +6.0, -1.0, +2.0" in pruned["evidence"]
+    assert claims["pruned+dropout nets are more modular than their layer shuffles"]["holds"]
+    assert claims["pruning lowers the n-cut"]["holds"] and claims["dropout lowers the n-cut of pruned nets"]["holds"]
+    strong = _rows([-8.0, -1.0, -9.0])
+    claims = _claims(quick, strong, _summarise(quick, strong))
+    assert claims["pruned nets are more modular than their layer shuffles"]["holds"]
+    assert all(c["reason"] is None for c in claims.values())
+
+
+def test_full_mnist_from_the_shared_data(tmp_path, standard_data):
+    cfg = ReproduceConfig(**{**SMALL, "dataset": "mnist", "networks": 1, "data_dir": str(standard_data)})
     result = reproduce(cfg, tmp_path, progress=False, log=lambda s: None, figures=False, download=False)
-    assert result.data_source.startswith("mnist (") and str(SHARED / "mnist") in result.data_source
+    assert result.data_source.startswith("mnist (") and str(standard_data / "mnist") in result.data_source
     assert all(0.5 < r["test_accuracy"] <= 1 for r in result.rows)

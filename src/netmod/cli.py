@@ -1,4 +1,8 @@
-"""The ``netmod`` command line."""
+"""The ``netmod`` command line.
+
+Every subcommand exits 0 on success and 2 with a one-line error on stderr for
+a bad file or a bad setting.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,65 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``netmod null: error: ...``) and exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _UsageError(Exception):
+    """A bad file or setting, reported in one line with exit status 2."""
+
+
+def _sizes(text: str | None) -> list | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise _UsageError(f"--sizes must be comma-separated integers, got {text!r}") from None
+
+
+def _load_graph(path: str, sizes: list | None):
+    """The neuron graph of a saved MLP (state_dict or TorchScript; no code from the file runs)."""
+    from .graphs import from_layers
+    from .torch_models import load_weights
+
+    if not Path(path).is_file():
+        raise _UsageError(f"{path}: no such file")
+    try:
+        return from_layers(load_weights(path, sizes=sizes))
+    except (OSError, ValueError) as err:
+        raise _UsageError(str(err).replace("\n", " ")) from None
 
 
 def _demo(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from . import from_torch, layer_weights, spectral_clustering
+    from .graphs import from_layers, from_torch, layer_weights
+    from .paper import UNTRAINED_MLP
+    from .spectral import spectral_clustering
     from .torch_models import keras_like_mlp
 
-    sizes = [int(s) for s in args.sizes.split(",")]
-    model = keras_like_mlp(sizes, seed=args.seed)
+    sizes = _sizes(args.sizes)
+    try:
+        model = keras_like_mlp(sizes, seed=args.seed)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
     t0 = time.perf_counter()
     graph = from_torch(model)
     t_graph = time.perf_counter() - t0
-
     pruned = []
     for w in layer_weights(graph):
         cut = np.quantile(np.abs(w), 0.9)
         pruned.append(np.where(np.abs(w) >= cut, w, 0.0))
-
-    from . import from_layers
-
     rows = []
     for name, g in (("untrained", graph), ("untrained, 90% magnitude-pruned", from_layers(pruned))):
         t0 = time.perf_counter()
@@ -47,23 +85,82 @@ def _demo(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"  {r['network']:<34} nodes {r['n_nodes']:>5}  edges {r['n_edges']:>7}  "
               f"n-cut {r['ncut']:.4f}  ({1000 * r['seconds']:.0f} ms)")
-    print("Published reference (untrained MLP, k=12): n-cut 10.30 +- 0.03 (Filan et al. 2021).")
+    if tuple(sizes) == UNTRAINED_MLP["sizes"] and args.n_clusters == UNTRAINED_MLP["n_clusters"]:
+        print(f"Published reference (untrained MLP, k=12): n-cut {UNTRAINED_MLP['ncut']:.2f} +- "
+              f"{UNTRAINED_MLP['sd']:.2f} (Filan et al. 2021).")
+    else:
+        print("No published n-cut for these sizes and k (the papers give one for the untrained "
+              "784-256-256-256-256-10 MLP at k=12).")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from . import compare, from_layers
-    from .torch_models import load_weights
+    from .compare import compare
 
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else None
-    graph = from_layers(load_weights(args.model, sizes=sizes))
-    cmp = compare(graph, methods=tuple(args.methods.split(",")), n_clusters=args.n_clusters, seed=args.seed)
+    graph = _load_graph(args.model, _sizes(args.sizes))
+    try:
+        cmp = compare(graph, methods=tuple(args.methods.split(",")), n_clusters=args.n_clusters, seed=args.seed)
+    except (TypeError, ValueError) as err:
+        raise _UsageError(str(err)) from None
     if args.json:
         json.dump(cmp.to_dict(), sys.stdout)
         print()
     else:
         print(f"{args.model}: {graph.vcount()} units, {graph.ecount()} weights, layers {graph['layer_sizes']}")
         print(cmp)
+    return 0
+
+
+def _null(args: argparse.Namespace) -> int:
+    from .nulls import shuffle_null
+    from .results import to_plain, versions
+
+    shuffles = [s.strip() for s in args.shuffle.split(",") if s.strip()]
+    if not shuffles or len(set(shuffles)) != len(shuffles):
+        raise _UsageError(f"--shuffle must list 'layer' and/or 'nonzero' once each, got {args.shuffle!r}")
+    graph = _load_graph(args.model, _sizes(args.sizes))
+    nulls = {}
+    try:
+        for shuffle in shuffles:
+            nulls[shuffle] = shuffle_null(graph, n_shuffles=args.shuffles, shuffle=shuffle,
+                                          n_clusters=args.n_clusters, seed=args.seed, n_threads=args.threads,
+                                          progress=None)
+    except (TypeError, ValueError) as err:
+        raise _UsageError(str(err)) from None
+    observed = next(iter(nulls.values())).observed
+    files = []
+    if args.out:
+        from .report import null_histogram
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        null_histogram(out / "null.png", nulls, title=f"{Path(args.model).name}: n-cut (k={args.n_clusters}) "
+                                                      "vs weight-shuffled copies")
+        files.append(str(out / "null.png"))
+    record = {
+        "model": str(args.model), "layer_sizes": list(graph["layer_sizes"]), "n_units": graph.vcount(),
+        "n_weights": graph.ecount(), "n_clusters": args.n_clusters, "seed": args.seed,
+        "n_shuffles": args.shuffles, "observed": observed,
+        "nulls": {name: null.to_dict() for name, null in nulls.items()}, "files": files,
+        "versions": versions(),
+    }
+    if args.out:
+        (Path(args.out) / "null.json").write_text(json.dumps(to_plain(record), indent=1))
+        files.append(str(Path(args.out) / "null.json"))
+    if args.json:
+        json.dump(to_plain(record), sys.stdout)
+        print()
+        return 0
+    print(f"{args.model}: MLP {'-'.join(map(str, graph['layer_sizes']))} ({graph.vcount()} units, "
+          f"{graph.ecount()} non-zero weights); spectral clustering k={args.n_clusters}, seed {args.seed}")
+    print(f"observed n-cut {observed:.4f} (lower = more modular)")
+    print(f"{'null':<8} {'shuffles':>8} {'mean':>9} {'sd':>8} {'z':>8} {'percentile':>11}  significant")
+    for name, null in nulls.items():
+        print(f"{name:<8} {null.n_shuffles:>8} {null.mean:>9.4f} {null.std:>8.4f} {null.zscore:>8.2f} "
+              f"{null.percentile:>11.4f}  {'yes' if null.significant else 'no'}")
+    print("percentile = (#{shuffles with n-cut <= observed} + 1) / (n + 1); significant = below every shuffle")
+    if files:
+        print(f"wrote {', '.join(files)}")
     return 0
 
 
@@ -74,19 +171,18 @@ def _reproduce(args: argparse.Namespace) -> int:
         "protocol": args.protocol, "networks": args.networks, "n_clusters": args.n_clusters,
         "nulls": tuple(args.null.split(",")) if args.null else None, "n_shuffles": args.shuffles,
         "epochs": args.epochs, "prune_epochs": args.prune_epochs, "seed": args.seed, "data_dir": args.data_dir,
-        "n_threads": args.threads,
-        "sizes": tuple(int(s) for s in args.sizes.split(",")) if args.sizes else None,
+        "n_threads": args.threads, "sizes": tuple(_sizes(args.sizes)) if args.sizes else None,
     }.items() if v is not None}
     try:
-        if args.quick:
-            config = ReproduceConfig.quick_config(**settings)
-        else:
-            config = ReproduceConfig(dataset=args.dataset, **settings)
+        config = (ReproduceConfig.quick_config(**settings) if args.quick
+                  else ReproduceConfig(dataset=args.dataset, **settings))
     except (TypeError, ValueError) as err:
-        print(f"netmod reproduce: {err}", file=sys.stderr)
-        return 2
+        raise _UsageError(str(err)) from None
     out = args.out or ("netmod-quick" if args.quick else f"netmod-{config.dataset}-{config.protocol}")
-    result = reproduce(config, out, models=args.models, progress=None if args.progress else False)
+    try:
+        result = reproduce(config, out, models=args.models, progress=None if args.progress else False)
+    except (FileNotFoundError, ValueError) as err:
+        raise _UsageError(str(err).replace("\n", " ")) from None
     print()
     print((Path(out) / "report.md").read_text().split("## Per network")[0].rstrip())
     print(f"\nwrote {', '.join(result.files)} to {out}/")
@@ -96,35 +192,34 @@ def _reproduce(args: argparse.Namespace) -> int:
 def _lesion(args: argparse.Namespace) -> int:
     import os
 
-    from . import datasets, from_torch, spectral_clustering
-    from .lesions import lesion_dependencies, lesion_importance, write_report
+    from . import datasets
+    from .graphs import from_torch
+    from .lesions import lesion_dependencies, lesion_importance
+    from .report import write_lesion_report
+    from .spectral import spectral_clustering
     from .training import load_model
 
     try:
         model, _ = load_model(args.model)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        print(f"netmod lesion: cannot load model {args.model!r} (saved by netmod.training.save_model?): {err}",
-              file=sys.stderr)
-        return 2
+        raise _UsageError(f"cannot load model {args.model!r} (saved by netmod.training.save_model?): {err}") from None
     try:
         if args.dataset == "embedded":
             data = datasets.load_embedded("test")
         else:
             data = datasets.load(args.dataset, "test", data_dir=args.data_dir or os.environ.get("NETMOD_DATA"))
     except (OSError, ValueError) as err:
-        print(f"netmod lesion: {err}", file=sys.stderr)
-        return 2
+        raise _UsageError(str(err).replace("\n", " ")) from None
     progress = None if args.progress else False
     try:
         partition = spectral_clustering(from_torch(model), n_clusters=args.n_clusters, seed=args.seed)
         imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress)
         dep = lesion_dependencies(model, partition, data, importance=imp, n_draws=args.dependency_draws,
                                   seed=args.seed, progress=progress)
-    except ValueError as err:
-        print(f"netmod lesion: {err}", file=sys.stderr)
-        return 2
+    except (TypeError, ValueError) as err:
+        raise _UsageError(str(err)) from None
     out = Path(args.out or f"netmod-lesion-{Path(args.model).stem}")
-    files = write_report(out, imp, dep, partition=partition, model=str(args.model), dataset=data.name)
+    files = write_lesion_report(out, imp, dep, partition=partition, model=str(args.model), dataset=data.name)
     print(f"{args.model}: {len(data.labels)} {data.name} test images, accuracy {imp.base_accuracy:.4f}; "
           f"spectral clustering k={args.n_clusters} (n-cut {partition.ncut:.3f}); {args.draws} random lesions "
           f"per sub-module")
@@ -135,6 +230,74 @@ def _lesion(args: argparse.Namespace) -> int:
           f"sub-modules, {n_edges} edges")
     print(f"wrote {', '.join(files)} to {out}/")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="netmod", description="Modularity of neural networks.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    null = sub.add_parser("null", help="is a saved MLP more modular than its weight-shuffled copies?")
+    null.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP; no code from it runs")
+    null.add_argument("--shuffle", default="layer", help="'layer', 'nonzero' or 'layer,nonzero' (default layer)")
+    null.add_argument("--shuffles", type=int, default=100, help="shuffled copies per null (default 100)")
+    null.add_argument("--n-clusters", type=int, default=12)
+    null.add_argument("--seed", type=int, default=0)
+    null.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    null.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
+    null.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    null.add_argument("--out", default=None, help="folder for null.png (histograms) and null.json")
+
+    cmp = sub.add_parser("compare", help="compare clustering methods on a saved MLP")
+    cmp.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP")
+    cmp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
+    cmp.add_argument("--methods", default="spectral,leiden,louvain")
+    cmp.add_argument("--n-clusters", type=int, default=12)
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+    rep = sub.add_parser("reproduce", help="train the four conditions, cluster them, compare with nulls, report")
+    rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"])
+    rep.add_argument("--quick", action="store_true",
+                     help="embedded MNIST, 10+10 epochs, three networks per condition (a few minutes)")
+    rep.add_argument("--protocol", default="2021", choices=["2021", "2020"],
+                     help="2021: k=12, layer null, 50 shuffles, 5 nets; 2020: k=4, both nulls, 320 shuffles, 10 nets")
+    rep.add_argument("--networks", type=int, default=None, help="networks per condition")
+    rep.add_argument("--n-clusters", type=int, default=None)
+    rep.add_argument("--null", default=None, help="'layer', 'nonzero' or 'layer,nonzero'")
+    rep.add_argument("--shuffles", type=int, default=None)
+    rep.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    rep.add_argument("--prune-epochs", type=int, default=None, help="pruning epochs (default 20)")
+    rep.add_argument("--sizes", default=None, help="layer sizes, comma-separated")
+    rep.add_argument("--seed", type=int, default=None, help="seed of the first network (then +1 per network)")
+    rep.add_argument("--threads", type=int, default=None,
+                     help="threads for training and the nulls (default: all cores)")
+    rep.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
+    rep.add_argument("--out", default=None, help="output folder (default netmod-<dataset>-<protocol>)")
+    rep.add_argument("--models", default=None, help="folder of trained networks to reuse (default OUT/models)")
+    rep.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+
+    les = sub.add_parser("lesion", help="importance of a saved MLP's modules and their dependencies (lesions)")
+    les.add_argument("model", help="model saved by netmod.training.save_model (.pt with .json beside it)")
+    les.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"],
+                     help="test split to evaluate on ('embedded': the 2000 test images shipped with netmod)")
+    les.add_argument("--n-clusters", type=int, default=12)
+    les.add_argument("--draws", type=int, default=100, help="random lesions per sub-module")
+    les.add_argument("--dependency-draws", type=int, default=50, help="random sets per conditional test")
+    les.add_argument("--seed", type=int, default=0)
+    les.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
+    les.add_argument("--out", default=None, help="output folder (default netmod-lesion-<model name>)")
+    les.add_argument("--progress", action="store_true", help="show progress bars")
+
+    demo = sub.add_parser("demo", help="n-cut of a freshly initialised MLP (dense and pruned)")
+    demo.add_argument("--sizes", default="784,256,256,256,256,10", help="layer sizes, comma-separated")
+    demo.add_argument("--n-clusters", type=int, default=12)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+_COMMANDS = {"null": _null, "compare": _compare, "reproduce": _reproduce, "lesion": _lesion, "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,65 +311,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="netmod", description="Modularity of neural networks.")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="n-cut of a freshly initialised MLP (dense and pruned)")
-    demo.add_argument("--sizes", default="784,256,256,256,256,10", help="layer sizes, comma-separated")
-    demo.add_argument("--n-clusters", type=int, default=12)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    cmp = sub.add_parser("compare", help="compare clustering methods on a saved MLP")
-    cmp.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP")
-    cmp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
-    cmp.add_argument("--methods", default="spectral,leiden,louvain")
-    cmp.add_argument("--n-clusters", type=int, default=12)
-    cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    rep = sub.add_parser("reproduce", help="train the four conditions, cluster them, compare with nulls, report")
-    rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"])
-    rep.add_argument("--quick", action="store_true",
-                     help="embedded MNIST, 10+10 epochs, one network per condition (a few minutes)")
-    rep.add_argument("--protocol", default="2021", choices=["2021", "2020"],
-                     help="2021: k=12, layer null, 50 shuffles, 5 nets; 2020: k=4, both nulls, 320 shuffles, 10 nets")
-    rep.add_argument("--networks", type=int, default=None, help="networks per condition")
-    rep.add_argument("--n-clusters", type=int, default=None)
-    rep.add_argument("--null", default=None, help="'layer', 'nonzero' or 'layer,nonzero'")
-    rep.add_argument("--shuffles", type=int, default=None)
-    rep.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
-    rep.add_argument("--prune-epochs", type=int, default=None, help="pruning epochs (default 20)")
-    rep.add_argument("--sizes", default=None, help="layer sizes, comma-separated")
-    rep.add_argument("--seed", type=int, default=None, help="seed of the first network (then +1 per network)")
-    rep.add_argument("--threads", type=int, default=None, help="threads for the null runs (default: all cores)")
-    rep.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
-    rep.add_argument("--out", default=None, help="output folder (default netmod-<dataset>-<protocol>)")
-    rep.add_argument("--models", default=None, help="folder of trained networks to reuse (default OUT/models)")
-    rep.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
-    les = sub.add_parser("lesion", help="importance of a saved MLP's modules and their dependencies (lesions)")
-    les.add_argument("model", help="model saved by netmod.training.save_model (.pt with .json beside it)")
-    les.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"],
-                     help="test split to evaluate on ('embedded': the 2000 test images shipped with netmod)")
-    les.add_argument("--n-clusters", type=int, default=12)
-    les.add_argument("--draws", type=int, default=100, help="random lesions per sub-module")
-    les.add_argument("--dependency-draws", type=int, default=50, help="random sets per conditional test")
-    les.add_argument("--seed", type=int, default=0)
-    les.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
-    les.add_argument("--out", default=None, help="output folder (default netmod-lesion-<model name>)")
-    les.add_argument("--progress", action="store_true", help="show progress bars")
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.version:
         print(f"netmod {__version__}")
         return 0
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "compare":
-        return _compare(args)
-    if args.command == "reproduce":
-        return _reproduce(args)
-    if args.command == "lesion":
-        return _lesion(args)
-    parser.print_help()
-    return 2
+    if args.command not in _COMMANDS:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except _UsageError as err:
+        print(f"netmod {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

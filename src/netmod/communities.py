@@ -5,75 +5,113 @@ wrapped so that they agree with the rest of netmod: edge weights are |w|
 (never signed), the objective is always passed explicitly (igraph's default,
 CPM at resolution 1, splits an MLP graph into hundreds of clusters),
 zero-degree nodes get label -1, clusters are numbered from the largest, and
-runs are seeded without touching any global random state.
+runs are seeded without disturbing anyone else's random numbers.
+
+Seeding igraph: python-igraph draws the random numbers of its algorithms
+from a generator per thread: in the main thread by default Python's
+``random`` module, in other threads igraph's own C generator, which cannot be
+seeded from Python. netmod installs, once per thread, a generator that
+behaves exactly like the main thread's default (it forwards to the ``random``
+module) except inside a seeded netmod call, where the calling thread draws
+from its own ``random.Random(seed)``. So a seeded call neither reads nor
+changes ``random``'s state, calls in other threads are unaffected, and code
+outside netmod sees igraph draw from ``random`` as before. If igraph's main
+generator has been replaced (``igraph.set_random_number_generator``), netmod
+cannot seed it without overriding the user's choice, and says so. (python-igraph
+keeps one Python-level generator for all threads, so installing netmod's in a
+worker thread also replaces one that the user set after netmod first ran.)
 """
 
 from __future__ import annotations
 
-import math
 import random
+import threading
 from contextlib import contextmanager
 from typing import Any
 
 import igraph as ig
 import numpy as np
 
-from .graphs import CsrInput, LayeredInput, as_native, check_int, from_layers
+from ._validate import check_choice, check_real, check_seed
+from .graphs import to_igraph
 from .results import Partition
+from .spectral import ncut as _ncut
 
-__all__ = ["leiden", "louvain", "modularity", "to_igraph"]
+__all__ = ["leiden", "louvain", "modularity"]
 
 OBJECTIVES = ("modularity", "rb", "cpm")
 BACKENDS = ("igraph", "leidenalg")
 
 
-def to_igraph(graph: Any) -> ig.Graph:
-    """The graph as an undirected igraph.Graph with weights |w| (attribute "weight").
+class _SeededDraws:
+    """igraph's generator: the ``random`` module, except in threads inside a seeded netmod call."""
 
-    A graph made by from_layers/from_torch is returned as is; matrices and
-    torch modules are converted (zero-degree nodes kept, without edges).
+    def __init__(self) -> None:
+        self._local = threading.local()
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> to_igraph(np.array([[0, 2.0], [2.0, 0]])).es["weight"]
-    [2.0]
+    def _source(self) -> Any:
+        return getattr(self._local, "rng", None) or random
+
+    def random(self) -> float:
+        return self._source().random()
+
+    def randint(self, a: int, b: int) -> int:
+        return self._source().randint(a, b)
+
+    def gauss(self, mu: float, sigma: float) -> float:
+        return self._source().gauss(mu, sigma)
+
+    def getrandbits(self, k: int) -> int:
+        return self._source().getrandbits(k)
+
+    @contextmanager
+    def seeded(self, seed: int):
+        previous = getattr(self._local, "rng", None)
+        self._local.rng = rng = random.Random(seed)
+        try:
+            yield rng
+        finally:
+            self._local.rng = previous
+
+
+_DRAWS = _SeededDraws()
+_INSTALL_LOCK = threading.Lock()
+
+
+def _probe(rng: Any) -> bool:
+    """Whether one small random igraph call draws from ``rng`` (a Random or the module).
+
+    The ``random`` module's state is restored afterwards, so the probe leaves
+    no trace on it whoever serves igraph.
     """
-    if isinstance(graph, ig.Graph) and not graph.is_directed():
-        as_native(graph)  # validates weights and self-loops
-        if "weight" in graph.es.attributes():
-            return graph
-        g = graph.copy()
-        g.es["weight"] = [1.0] * g.ecount()
-        return g
-    native = graph if isinstance(graph, (LayeredInput, CsrInput)) else as_native(graph)
-    if isinstance(native, LayeredInput):
-        return from_layers(list(native.weights))
-    n = native.n_nodes
-    rows = np.repeat(np.arange(n), np.diff(native.indptr))
-    upper = native.indices > rows
-    g = ig.Graph(n=n, edges=np.column_stack([rows[upper], native.indices[upper]]).tolist())
-    g.es["weight"] = native.data[upper].tolist()
-    return g
+    state = random.getstate()
+    before = rng.getstate()
+    try:
+        ig.Graph.Erdos_Renyi(n=8, p=0.5)
+        return rng.getstate() != before
+    finally:
+        random.setstate(state)
 
 
 @contextmanager
 def _seeded(seed: int):
-    """igraph draws from a Python-level generator: use a private one."""
-    ig.set_random_number_generator(random.Random(seed))
-    try:
+    """Run igraph's random algorithms in this thread from ``random.Random(seed)``."""
+    with _INSTALL_LOCK:
+        with _DRAWS.seeded(0) as rng:
+            ours = _probe(rng)
+        if not ours:
+            # In the main thread igraph must still be on its default, the random
+            # module; a worker thread starts on igraph's own C generator.
+            if threading.current_thread() is threading.main_thread() and not _probe(random):
+                raise RuntimeError(
+                    "igraph's random number generator was replaced (igraph.set_random_number_generator), "
+                    "so netmod cannot seed igraph's Leiden or Louvain without overriding it; use "
+                    "leiden(..., backend='leidenalg'), or give igraph back its default with "
+                    "igraph.set_random_number_generator(random)"
+                )
+            ig.set_random_number_generator(_DRAWS)
+    with _DRAWS.seeded(seed):
         yield
-    finally:
-        ig.set_random_number_generator(random)
-
-
-def _check_resolution(resolution: Any) -> float:
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, float, np.integer, np.floating)):
-        raise TypeError(f"resolution must be a number, got {type(resolution).__name__}")
-    resolution = float(resolution)
-    if not (math.isfinite(resolution) and resolution >= 0):
-        raise ValueError(f"resolution must be finite and >= 0, got {resolution}")
-    return resolution
 
 
 def _live_subgraph(g: ig.Graph) -> tuple[ig.Graph, np.ndarray]:
@@ -86,8 +124,6 @@ def _live_subgraph(g: ig.Graph) -> tuple[ig.Graph, np.ndarray]:
 
 def _partition(g: ig.Graph, live: np.ndarray, membership: Any, method: str, seed: int,
                info: dict) -> Partition:
-    from .spectral import ncut as _ncut
-
     raw = np.asarray(membership, dtype=np.int64)
     sizes = np.bincount(raw)
     first = np.full(sizes.size, raw.size)
@@ -111,8 +147,22 @@ def _partition(g: ig.Graph, live: np.ndarray, membership: Any, method: str, seed
     )
 
 
+def _check_resolution(resolution: Any) -> float:
+    return check_real(resolution, "resolution", minimum=0.0)
+
+
 def modularity(graph: Any, labels: Any, *, resolution: float = 1.0) -> float:
     """Weighted modularity Q of a partition (label -1 nodes have degree 0 and add nothing).
+
+    Parameters
+    ----------
+    graph : igraph.Graph, scipy sparse matrix, ndarray or torch.nn.Module
+        As for :func:`netmod.spectral_clustering`; weights |w|.
+    labels : array_like of int, shape (n_nodes,)
+        Cluster of each node (a Partition's ``labels``); -1 only on
+        zero-degree nodes.
+    resolution : float, default 1.0
+        The resolution gamma of Q = sum_c [w_c / W - gamma (d_c / 2W)^2].
 
     Raises
     ------
@@ -147,7 +197,7 @@ def leiden(
     *,
     objective: str = "modularity",
     resolution: float = 1.0,
-    seed: int = 0,
+    seed: int | None = 0,
     backend: str = "igraph",
     n_iterations: int = -1,
 ) -> Partition:
@@ -161,8 +211,11 @@ def leiden(
         Modularity (resolution 1), RB configuration (modularity with
         ``resolution``), or the constant Potts model with ``resolution``.
     resolution : float, default 1.0
-        Resolution of "rb" and "cpm" (ignored by "modularity").
-    seed : int, default 0
+        Resolution of "rb" and "cpm". "modularity" is Q at resolution 1:
+        any other value is an error (use "rb" for another resolution).
+    seed : int or None, default 0
+        Seeds this call only (see the module notes); None draws one, recorded
+        in the result. leidenalg receives ``seed % 2**63``.
     backend : {"igraph", "leidenalg"}, default "igraph"
         igraph's built-in Leiden (fast) or the leidenalg reference package.
     n_iterations : int, default -1
@@ -194,25 +247,25 @@ def leiden(
     >>> p.n_clusters, p.labels.tolist()
     (3, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    objective = check_choice(objective, "objective", OBJECTIVES)
+    backend = check_choice(backend, "backend", BACKENDS)
     resolution = _check_resolution(resolution)
-    seed = check_int(seed, "seed", 0)
+    if objective == "modularity" and resolution != 1.0:
+        raise ValueError(
+            f"resolution must be 1 for objective='modularity' (Q is defined at resolution 1), got "
+            f"{resolution:g}; use objective='rb' for modularity at another resolution"
+        )
+    seed = check_seed(seed)
     if isinstance(n_iterations, bool) or not isinstance(n_iterations, (int, np.integer)) or n_iterations == 0:
         raise ValueError(f"n_iterations must be a non-zero integer (negative = until stable), got {n_iterations!r}")
     g = to_igraph(graph)
     sub, live = _live_subgraph(g)
-    gamma = 1.0 if objective == "modularity" else resolution
-    if sub.vcount() == 0:
-        membership: list = []
-    elif backend == "igraph":
+    if backend == "igraph":
         with _seeded(seed):
             membership = sub.community_leiden(
                 objective_function="CPM" if objective == "cpm" else "modularity",
                 weights="weight",
-                resolution=gamma,
+                resolution=resolution,
                 n_iterations=int(n_iterations),
             ).membership
     else:
@@ -223,16 +276,31 @@ def leiden(
             "rb": leidenalg.RBConfigurationVertexPartition,
             "cpm": leidenalg.CPMVertexPartition,
         }[objective]
-        extra = {} if objective == "modularity" else {"resolution_parameter": gamma}
+        extra = {} if objective == "modularity" else {"resolution_parameter": resolution}
         membership = leidenalg.find_partition(
-            sub, kind, weights="weight", n_iterations=int(n_iterations), seed=seed % 2**31, **extra
+            sub, kind, weights="weight", n_iterations=int(n_iterations), seed=seed % 2**63, **extra
         ).membership
-    info = {"objective": objective, "backend": backend, "resolution": gamma, "n_iterations": int(n_iterations)}
+    info = {"objective": objective, "backend": backend, "resolution": resolution,
+            "n_iterations": int(n_iterations)}
     return _partition(g, live, membership, "leiden", seed, info)
 
 
-def louvain(graph: Any, *, resolution: float = 1.0, seed: int = 0) -> Partition:
+def louvain(graph: Any, *, resolution: float = 1.0, seed: int | None = 0) -> Partition:
     """Louvain (multilevel) modularity optimisation, igraph's implementation.
+
+    Parameters
+    ----------
+    graph : igraph.Graph, scipy sparse matrix, ndarray or torch.nn.Module
+        As for :func:`netmod.spectral_clustering`; weights |w|.
+    resolution : float, default 1.0
+        Resolution of the modularity that is optimised.
+    seed : int or None, default 0
+        Seeds this call only (see the module notes); None draws one.
+
+    Returns
+    -------
+    Partition
+        ``method`` is "louvain".
 
     Examples
     --------
@@ -242,13 +310,9 @@ def louvain(graph: Any, *, resolution: float = 1.0, seed: int = 0) -> Partition:
     [0, 0, 0, 0, 1, 1, 1, 1]
     """
     resolution = _check_resolution(resolution)
-    seed = check_int(seed, "seed", 0)
+    seed = check_seed(seed)
     g = to_igraph(graph)
     sub, live = _live_subgraph(g)
     with _seeded(seed):
-        membership = (
-            sub.community_multilevel(weights="weight", resolution=resolution).membership
-            if sub.vcount()
-            else []
-        )
+        membership = sub.community_multilevel(weights="weight", resolution=resolution).membership
     return _partition(g, live, membership, "louvain", seed, {"resolution": resolution, "backend": "igraph"})

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import igraph as ig
 import numpy as np
 
-from .communities import leiden, louvain, modularity, to_igraph
-from .graphs import check_int
-from .results import Partition, _plain, versions
+from ._validate import check_int, check_seed
+from .communities import leiden, louvain, modularity
+from .graphs import to_igraph
+from .results import Partition, to_plain, versions
 from .spectral import spectral_clustering
 
 __all__ = ["Comparison", "compare"]
@@ -50,8 +52,8 @@ class Comparison:
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version, labels included."""
         return {
-            "rows": _plain(self.rows),
-            "pairs": _plain(self.pairs),
+            "rows": to_plain(self.rows),
+            "pairs": to_plain(self.pairs),
             "partitions": {k: v.to_dict() for k, v in self.partitions.items()},
             "seed": self.seed,
             "n_clusters": self.n_clusters,
@@ -105,7 +107,7 @@ def compare(
     *,
     methods: Sequence[str] = ("spectral", "leiden", "louvain"),
     n_clusters: int = 12,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> Comparison:
     """Partition a graph with several methods and compare the results.
 
@@ -119,7 +121,8 @@ def compare(
     graph : igraph.Graph, scipy sparse matrix, ndarray or torch.nn.Module
     methods : sequence of {"spectral", "leiden", "leiden-leidenalg", "louvain"}
     n_clusters : int, default 12
-    seed : int, default 0
+    seed : int or None, default 0
+        Seed of every method (None draws one, recorded in the result).
 
     Returns
     -------
@@ -147,7 +150,7 @@ def compare(
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods must not repeat, got {methods!r}")
     k = check_int(n_clusters, "n_clusters", 2)
-    seed = check_int(seed, "seed", 0)
+    seed = check_seed(seed)
     g = to_igraph(graph)
 
     runs = {

@@ -5,10 +5,11 @@ per-user cache (``$XDG_CACHE_HOME/netmod`` or ``~/.cache/netmod``) and
 ``/usr/share/datasets/<name>`` (Debian's dataset packages), each holding one
 folder per dataset (``<dir>/mnist/train-images-idx3-ubyte.gz``, ...; the
 Debian folder holds the files directly). Missing files are downloaded into
-the cache from the standard mirrors where a network exists. Every file is
-checked against the SHA-256 of its uncompressed IDX content, so a corrupted
-or truncated file is an error, never a silently wrong array; gzip headers
-may differ (Debian recompresses).
+the cache from the standard mirrors where a network exists; a download is
+verified before it is stored. Every file is checked against the SHA-256 of
+its uncompressed IDX content, so a corrupted or truncated file is an error
+naming the file, never a silently wrong array; gzip headers may differ
+(Debian recompresses).
 
 To add a dataset in the same format, add an entry to ``DATASETS`` with its
 file names, uncompressed SHA-256 sums and mirrors.
@@ -20,12 +21,13 @@ import gzip
 import hashlib
 import os
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATASETS", "Dataset", "load", "load_embedded", "search_path"]
+__all__ = ["DATASETS", "EMBEDDED_DIR", "Dataset", "load", "load_embedded", "search_path"]
 
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -54,7 +56,8 @@ DATASETS = {
 }
 
 SYSTEM_DIR = Path("/usr/share/datasets")
-_EMBEDDED = Path(__file__).resolve().parent / "data"
+EMBEDDED_DIR = Path(__file__).resolve().parent / "data"
+"""The MNIST test split shipped inside the package (the standard t10k files)."""
 
 
 @dataclass(frozen=True)
@@ -100,13 +103,24 @@ def search_path(name: str, data_dir: str | os.PathLike | None = None) -> list:
     return dirs
 
 
+def _decompressed(data: bytes, path: Path) -> bytes:
+    """The IDX content of a file's bytes (gunzipped for .gz files)."""
+    if path.suffix != ".gz":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        raise ValueError(
+            f"{path}: cannot be decompressed ({type(exc).__name__}: {exc}); the file is corrupt or truncated"
+        ) from exc
+
+
 def _read_verified(path: Path, expected: str) -> bytes:
     try:
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ValueError(f"{path}: cannot be read or decompressed ({exc}); the file is corrupt or truncated") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc})") from exc
+    raw = _decompressed(data, path)
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected:
         raise ValueError(
@@ -135,20 +149,38 @@ def _find(name: str, stem: str, dirs: list) -> Path | None:
     return None
 
 
+def _fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return resp.read()
+
+
 def _download(name: str, stem: str) -> Path:
+    """Fetch ``stem.gz`` into the cache; only a file whose IDX content has the
+    expected SHA-256 is stored (a bad download from one mirror is discarded and
+    the next mirror tried)."""
     target = _cache_dir() / name / f"{stem}.gz"
     target.parent.mkdir(parents=True, exist_ok=True)
+    expected = DATASETS[name]["sha256"][stem]
     errors = []
     for mirror in DATASETS[name]["mirrors"]:
+        url = mirror + f"{stem}.gz"
         try:
-            with urllib.request.urlopen(mirror + f"{stem}.gz", timeout=30) as resp:
-                data = resp.read()
-            tmp = target.with_suffix(".part")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-            return target
+            data = _fetch(url)
         except OSError as exc:
-            errors.append(f"{mirror}: {exc}")
+            errors.append(f"{url}: {exc}")
+            continue
+        try:
+            digest = hashlib.sha256(_decompressed(data, target)).hexdigest()
+        except ValueError as exc:
+            errors.append(f"{url}: {exc}")
+            continue
+        if digest != expected:
+            errors.append(f"{url}: SHA-256 of the IDX content is {digest}, expected {expected}")
+            continue
+        tmp = target.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return target
     raise OSError("; ".join(errors))
 
 
@@ -233,8 +265,8 @@ def load_embedded(split: str = "train", *, n_train: int = 8000) -> Dataset:
     if not 0 < n_train < 10000:
         raise ValueError(f"n_train must be in (0, 10000), got {n_train}")
     sha = DATASETS["mnist"]["sha256"]
-    images = _parse_idx(_read_verified(_EMBEDDED / "t10k-images-idx3-ubyte.gz", sha["t10k-images-idx3-ubyte"]), _EMBEDDED)
-    labels = _parse_idx(_read_verified(_EMBEDDED / "t10k-labels-idx1-ubyte.gz", sha["t10k-labels-idx1-ubyte"]), _EMBEDDED)
+    images, labels = (_parse_idx(_read_verified(EMBEDDED_DIR / f"{stem}.gz", sha[stem]), EMBEDDED_DIR)
+                      for stem in _FILES["test"])
     part = slice(0, n_train) if split == "train" else slice(n_train, None)
     return Dataset(images=images[part], labels=labels[part], name="mnist-embedded", split=split,
-                   source=str(_EMBEDDED))
+                   source=str(EMBEDDED_DIR))

@@ -4,20 +4,32 @@ Two native forms exist. A *layered* graph is a chain of weight matrices
 (MLP layers, shape (in, out), signed; edge weight |w|): the kernel multiplies
 by the blocks directly. Every other graph becomes a symmetric CSR matrix
 (int64 indices, float64 non-negative weights).
+
+A graph made by :func:`from_layers` or :func:`from_torch` is an ordinary
+``igraph.Graph`` that also carries its signed layer weights (graph attribute
+``layer_weights``). Those are used only while they are exactly what the
+graph's edges say: every call that reads such a graph checks, in the kernel,
+that its edges are the non-zero entries of the stored blocks in order, with
+weights ``|w|`` equal to the last bit. A graph edited since (weights
+reassigned, edges rewired, added or removed, vertices permuted) is read from
+its edges instead, so it gives the edited answer, never the old one.
 """
 
 from __future__ import annotations
 
-import numbers
+import ctypes
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any
 
 import igraph as ig
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["from_layers", "layer_weights"]
+from ._native import core as _core
+
+__all__ = ["from_layers", "from_torch", "layer_weights", "to_igraph"]
 
 # Relative tolerance under which a matrix counts as symmetric (and is then
 # symmetrised exactly): float round-off of A + A.T style constructions.
@@ -34,6 +46,10 @@ class LayeredInput:
     def n_nodes(self) -> int:
         return int(self.weights[0].shape[0] + sum(w.shape[1] for w in self.weights))
 
+    @property
+    def sizes(self) -> list:
+        return [int(self.weights[0].shape[0])] + [int(w.shape[1]) for w in self.weights]
+
 
 @dataclass(frozen=True)
 class CsrInput:
@@ -48,15 +64,17 @@ class CsrInput:
         return int(self.indptr.size - 1)
 
 
-NativeGraph = Union[LayeredInput, CsrInput]
+NativeGraph = LayeredInput | CsrInput
 
 
-def _is_torch_module(obj: Any) -> bool:
+def is_torch_module(obj: Any) -> bool:
+    """Whether ``obj`` is a torch.nn.Module (without importing torch)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
-def _check_weights(weights: Any, name: str) -> tuple:
+def check_weights(weights: Any, name: str) -> tuple:
+    """A chain of weight matrices as float64 C-contiguous arrays, shapes checked."""
     if isinstance(weights, (np.ndarray, str, bytes)) or not isinstance(weights, Sequence):
         raise TypeError(f"{name} must be a sequence of 2-D arrays, got {type(weights).__name__}")
     if len(weights) == 0:
@@ -85,7 +103,13 @@ def _check_weights(weights: Any, name: str) -> tuple:
     return tuple(out)
 
 
-def from_layers(weights: Sequence[Any]) -> ig.Graph:
+def _read_only(a: np.ndarray) -> np.ndarray:
+    c = np.array(a, dtype=np.float64, order="C", copy=True)
+    c.setflags(write=False)
+    return c
+
+
+def from_layers(weights: Sequence[Any], *, names: Sequence[str] | None = None) -> ig.Graph:
     """Build the neuron graph of a chain of weight matrices.
 
     Parameters
@@ -93,22 +117,29 @@ def from_layers(weights: Sequence[Any]) -> ig.Graph:
     weights : sequence of array_like, shapes (n_0, n_1), (n_1, n_2), ...
         Weight matrix of each layer as (in, out), signed (PyTorch's
         ``Linear.weight`` is (out, in): pass its transpose).
+    names : sequence of str, optional
+        A name for every layer of units, inputs first (``len(weights) + 1``
+        names; :func:`from_torch` passes "input" and the module paths).
 
     Returns
     -------
     igraph.Graph
         Undirected; one vertex per unit (layer 0 first, units in index order)
         with vertex attributes ``layer`` and ``unit``; an edge for every
-        non-zero weight with attribute ``weight`` = |w|; graph attributes
-        ``layer_sizes`` and ``layer_weights`` (read-only float64 copies of the
-        signed matrices), which let netmod cluster the graph block by block.
+        non-zero weight (layer by layer, row-major) with attribute ``weight``
+        = |w|; graph attributes ``layer_sizes``, ``layer_names`` and
+        ``layer_weights`` (read-only float64 copies of the signed matrices).
+        netmod clusters such a graph block by block for as long as its edges
+        are exactly those weights (checked on every call); edit the graph and
+        it is read from its edges instead.
 
     Raises
     ------
     TypeError
         If ``weights`` is not a sequence of numeric arrays.
     ValueError
-        If a matrix is not 2-D, not finite, or consecutive shapes do not chain.
+        If a matrix is not 2-D, not finite, consecutive shapes do not chain,
+        or ``names`` has the wrong length.
 
     Examples
     --------
@@ -117,8 +148,13 @@ def from_layers(weights: Sequence[Any]) -> ig.Graph:
     >>> g.vcount(), g.ecount(), g["layer_sizes"]
     (6, 8, [3, 2, 1])
     """
-    ws = _check_weights(weights, "weights")
+    ws = check_weights(weights, "weights")
     sizes = [int(ws[0].shape[0])] + [int(w.shape[1]) for w in ws]
+    if names is None:
+        names = ["input"] + [f"layer {i}" for i in range(1, len(sizes))]
+    names = [str(n) for n in names]
+    if len(names) != len(sizes):
+        raise ValueError(f"names must have one entry per layer of units ({len(sizes)}), got {len(names)}")
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     edges, wts = [], []
     for l, w in enumerate(ws):
@@ -129,73 +165,184 @@ def from_layers(weights: Sequence[Any]) -> ig.Graph:
     g.es["weight"] = np.concatenate(wts).tolist()
     g.vs["layer"] = np.repeat(np.arange(len(sizes)), sizes).tolist()
     g.vs["unit"] = np.concatenate([np.arange(s) for s in sizes]).tolist()
-    frozen = []
-    for w in ws:
-        c = w.copy()
-        c.setflags(write=False)
-        frozen.append(c)
     g["layer_sizes"] = sizes
-    g["layer_weights"] = frozen
+    g["layer_names"] = names
+    g["layer_weights"] = [_read_only(w) for w in ws]
     return g
 
 
-def _layered_from_igraph(g: ig.Graph) -> LayeredInput | None:
-    """The stored layer weights of a from_layers graph, if still current."""
-    if "layer_weights" not in g.attributes() or "layer_sizes" not in g.attributes():
+def from_torch(model: Any, *, example_input: Any = None) -> ig.Graph:
+    """The neuron graph of a PyTorch MLP.
+
+    The forward pass is traced with torch.fx (:func:`netmod.tracing.trace_mlp`),
+    so every operation is seen: a chain of Linear layers with elementwise
+    operations between them becomes the graph of :func:`from_layers` (inputs
+    first, then each layer's units in execution order); anything else (a skip
+    connection, a concatenation, a convolution, BatchNorm) is refused with an
+    error naming the operation, never turned into a partial graph.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : torch.Tensor, optional
+        One input batch, for shape propagation; by default
+        ``torch.zeros(2, in_features)`` of the first Linear layer.
+
+    Returns
+    -------
+    igraph.Graph
+        As :func:`from_layers`, with ``layer_names`` = "input" and the Linear
+        layers' module paths.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a torch.nn.Module.
+    ValueError
+        If the model is not a chain of Linear layers (naming the operation
+        that is not), or cannot be traced.
+
+    Examples
+    --------
+    >>> import torch, netmod
+    >>> _ = torch.manual_seed(0)
+    >>> m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    >>> g = netmod.from_torch(m)
+    >>> g.vcount(), g["layer_sizes"], g["layer_names"]
+    (9, [4, 3, 2], ['input', '0', '2'])
+    """
+    from .tracing import trace_mlp
+
+    trace = trace_mlp(model, example_input=example_input)
+    return from_layers(list(trace.weights), names=["input", *trace.names])
+
+
+# --- reading an igraph.Graph ----------------------------------------------------
+
+
+class _IgraphVector(ctypes.Structure):
+    _fields_ = [("begin", ctypes.c_void_p), ("storage_end", ctypes.c_void_p), ("end", ctypes.c_void_p)]
+
+
+class _IgraphGraph(ctypes.Structure):
+    # The leading fields of igraph's C graph (igraph_t: n, directed, from, to, ...),
+    # whose address python-igraph hands out for C code (Graph._raw_pointer).
+    _fields_ = [("n", ctypes.c_int64), ("directed", ctypes.c_bool),
+                ("source", _IgraphVector), ("target", _IgraphVector)]
+
+
+def _raw_endpoints(g: ig.Graph) -> tuple | None:
+    """Zero-copy int64 views of igraph's edge endpoint arrays, or None.
+
+    None when the memory layout cannot be confirmed (another python-igraph
+    build): the sizes, the alignment and three edges read through the public
+    API must all agree with it before the views are trusted.
+    """
+    pointer = getattr(g, "_raw_pointer", None)
+    m = g.ecount()
+    if pointer is None or m == 0 or ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
-    ws = g["layer_weights"]
-    sizes = g["layer_sizes"]
+    raw = _IgraphGraph.from_address(pointer())
+    if raw.n != g.vcount() or bool(raw.directed) != g.is_directed():
+        return None
+    views = []
+    for vec in (raw.source, raw.target):
+        begin, end, cap = vec.begin or 0, vec.end or 0, vec.storage_end or 0
+        if begin == 0 or begin % 8 or end - begin != 8 * m or cap < end:
+            return None
+        views.append(np.ctypeslib.as_array((ctypes.c_int64 * m).from_address(begin)))
+    source, target = views
+    for e in {0, m // 2, m - 1}:
+        if sorted(g.es[e].tuple) != sorted((int(source[e]), int(target[e]))):
+            return None
+    return source, target
+
+
+def _endpoints(g: ig.Graph) -> tuple:
+    """(source, target) int64 arrays of every edge, in edge order."""
+    raw = _raw_endpoints(g)
+    if raw is not None:
+        return raw
+    e = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
+    return np.ascontiguousarray(e[:, 0]), np.ascontiguousarray(e[:, 1])
+
+
+def _edge_weights(g: ig.Graph) -> list | None:
+    return g.es["weight"] if "weight" in g.es.attributes() else None
+
+
+def _stored_layers(g: ig.Graph) -> LayeredInput | None:
+    """The graph's stored layer weights if its edges are exactly those weights, else None."""
+    attrs = g.attributes()
+    if "layer_weights" not in attrs or "layer_sizes" not in attrs or g.is_directed():
+        return None
     try:
-        ws = _check_weights(ws, "graph['layer_weights']")
+        ws = check_weights(g["layer_weights"], "graph['layer_weights']")
     except (TypeError, ValueError):
         return None
-    if [ws[0].shape[0]] + [w.shape[1] for w in ws] != list(sizes):
+    sizes = [ws[0].shape[0]] + [w.shape[1] for w in ws]
+    if list(g["layer_sizes"]) != sizes or g.vcount() != sum(sizes):
         return None
-    # An edited graph (vertices or edges added or removed) no longer matches
-    # its stored weights and is read edge by edge instead.
-    if g.vcount() != sum(sizes) or g.ecount() != sum(int(np.count_nonzero(w)) for w in ws):
+    m = g.ecount()
+    weights = _edge_weights(g)
+    if weights is None or m != sum(int(np.count_nonzero(w)) for w in ws):
+        return None
+    if m == 0:
+        return LayeredInput(ws)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    source, target = _endpoints(g)
+    if not _core.blocks_match_edges(list(ws), offsets[:-2], offsets[1:-1], source, target, weights):
         return None
     return LayeredInput(ws)
 
 
-def layer_weights(graph: Any) -> list:
-    """The per-layer weight matrices of a layered graph or a torch MLP.
+def _layers_from_edges(g: ig.Graph) -> LayeredInput:
+    """Layer weights read from the edges of a graph whose vertices say their layer and unit."""
+    why = None
+    if "layer" not in g.vs.attributes() or "unit" not in g.vs.attributes():
+        why = "its vertices have no 'layer' and 'unit' attributes"
+    else:
+        try:
+            layer = np.asarray(g.vs["layer"], dtype=np.int64)
+            unit = np.asarray(g.vs["unit"], dtype=np.int64)
+        except (TypeError, ValueError):
+            why = "its 'layer' or 'unit' vertex attribute is not integer"
+    if why is None:
+        n_layers = int(layer.max()) + 1 if layer.size else 0
+        sizes = np.bincount(layer, minlength=n_layers) if layer.size and layer.min() >= 0 else None
+        if sizes is None or n_layers < 2 or (sizes == 0).any():
+            why = "its 'layer' vertex attribute does not number layers 0, 1, ... (each non-empty)"
+        else:
+            order = np.lexsort((unit, layer))
+            expected = np.concatenate([np.arange(s) for s in sizes])
+            if not np.array_equal(unit[order], expected):
+                why = "its 'unit' vertex attribute does not number each layer's units 0, 1, ..."
+    if why is None and g.is_directed():
+        why = "it is directed"
+    if why is not None:
+        raise ValueError(
+            "graph must have layer structure (a torch MLP, a graph made by from_torch or from_layers, "
+            f"or a list of weight matrices); this igraph graph has none: {why}"
+        )
+    csr = _csr_from_igraph(g)
+    rows = np.repeat(np.arange(csr.n_nodes), np.diff(csr.indptr))
+    lu, lv = layer[rows], layer[csr.indices]
+    forward = lv == lu + 1
+    if (lu == lv).any() or (np.abs(lu - lv) > 1).any():
+        bad = np.flatnonzero((lu == lv) | (np.abs(lu - lv) > 1))[0]
+        raise ValueError(
+            "graph must only join units of consecutive layers to have layer structure, but it has an "
+            f"edge between vertex {rows[bad]} (layer {lu[bad]}) and vertex {csr.indices[bad]} (layer {lv[bad]})"
+        )
+    weights = [np.zeros((int(sizes[l]), int(sizes[l + 1]))) for l in range(n_layers - 1)]
+    r, c, w = rows[forward], csr.indices[forward], csr.data[forward]
+    for l in range(n_layers - 1):
+        sel = lu[forward] == l
+        weights[l][unit[r[sel]], unit[c[sel]]] = w[sel]
+    return LayeredInput(tuple(weights))
 
-    Parameters
-    ----------
-    graph : igraph.Graph or torch.nn.Module
-        A graph made by :func:`from_layers` or :func:`netmod.from_torch`
-        (unchanged since), or an MLP.
 
-    Returns
-    -------
-    list of ndarray
-        Signed float64 matrices of shape (in, out), read-only.
-
-    Raises
-    ------
-    ValueError
-        If the graph carries no layer structure, or its vertex or edge count no
-        longer matches the stored weights.
-    TypeError
-        If ``graph`` is neither an igraph graph nor a torch module.
-
-    Examples
-    --------
-    >>> import numpy as np, netmod
-    >>> g = netmod.from_layers([np.arange(6.0).reshape(2, 3)])
-    >>> netmod.layer_weights(g)[0].shape
-    (2, 3)
-    """
-    if not (_is_torch_module(graph) or isinstance(graph, ig.Graph)):
-        raise TypeError(f"graph must be an igraph.Graph or a torch module, got {type(graph).__name__}")
-    ws = as_layered(graph).weights
-    out = []
-    for w in ws:
-        c = np.array(w, copy=True)
-        c.setflags(write=False)
-        out.append(c)
-    return out
+# --- validation of every accepted input ---------------------------------------------
 
 
 def _check_sparse_structure(m: Any) -> None:
@@ -216,12 +363,20 @@ def _check_sparse_structure(m: Any) -> None:
                 )
 
 
+def _csr(a: sp.csr_matrix) -> CsrInput:
+    return CsrInput(
+        np.ascontiguousarray(a.indptr, dtype=np.int64),
+        np.ascontiguousarray(a.indices, dtype=np.int64),
+        np.ascontiguousarray(a.data, dtype=np.float64),
+    )
+
+
 def _csr_from_scipy(m: Any) -> CsrInput:
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"graph must be a square matrix, got shape {m.shape}")
     _check_sparse_structure(m)
     dtype = m.dtype
-    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+    if dtype.kind == "O" or not (np.issubdtype(dtype, np.number) or dtype.kind == "b"):
         raise TypeError(f"graph must have numeric weights, got dtype {dtype}")
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError(f"graph must have real weights, got dtype {dtype}")
@@ -245,89 +400,180 @@ def _csr_from_scipy(m: Any) -> CsrInput:
         a = ((a + a.T) * 0.5).tocsr()
         a.sort_indices()
     a.eliminate_zeros()
-    return CsrInput(
-        np.ascontiguousarray(a.indptr, dtype=np.int64),
-        np.ascontiguousarray(a.indices, dtype=np.int64),
-        np.ascontiguousarray(a.data, dtype=np.float64),
-    )
+    return _csr(a)
 
 
 def _csr_from_igraph(g: ig.Graph) -> CsrInput:
     if g.is_directed():
         raise ValueError("graph must be undirected, got a directed igraph.Graph")
-    n = g.vcount()
-    m = g.ecount()
-    if "weight" in g.es.attributes():
-        w = np.asarray(g.es["weight"], dtype=np.float64) if m else np.zeros(0)
-    else:
+    n, m = g.vcount(), g.ecount()
+    weights = _edge_weights(g)
+    if weights is None:
         w = np.ones(m)
+    else:
+        try:
+            w = np.array(weights, dtype=np.float64) if m else np.zeros(0)
+        except (TypeError, ValueError):
+            raise ValueError("graph edge weights must be numbers, got a missing or non-numeric value") from None
     if not np.isfinite(w).all():
+        if weights is not None and None in weights:
+            raise ValueError(
+                "graph edge weights must be numbers, got None (edges added without a weight, or weights "
+                "dropped by an igraph operation such as rewire)"
+            )
         raise ValueError("graph edge weights must be finite, got NaN or inf")
     if (w < 0).any():
         raise ValueError(f"graph edge weights must be non-negative, got {w.min():g}")
-    e = np.asarray(g.get_edgelist(), dtype=np.int64).reshape(-1, 2)
-    if (e[:, 0] == e[:, 1]).any():
-        i = int(e[e[:, 0] == e[:, 1], 0][0])
-        raise ValueError(f"graph must have no self-loops, got a loop on vertex {i}")
-    rows = np.concatenate([e[:, 0], e[:, 1]])
-    cols = np.concatenate([e[:, 1], e[:, 0]])
+    source, target = _endpoints(g) if m else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    loops = source == target
+    if loops.any():
+        raise ValueError(f"graph must have no self-loops, got a loop on vertex {int(source[loops][0])}")
+    rows = np.concatenate([source, target])
+    cols = np.concatenate([target, source])
     a = sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n))
     a.sum_duplicates()
     a.sort_indices()
     a.eliminate_zeros()
-    return CsrInput(
-        np.ascontiguousarray(a.indptr, dtype=np.int64),
-        np.ascontiguousarray(a.indices, dtype=np.int64),
-        np.ascontiguousarray(a.data, dtype=np.float64),
-    )
+    return _csr(a)
+
+
+def _csr_from_dense(graph: Any) -> CsrInput:
+    a = np.asarray(graph)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"graph must have numeric weights, got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise TypeError(f"graph must have real weights, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"graph must be a square matrix, got shape {a.shape}")
+    a = a.astype(np.float64, copy=False)
+    if not np.isfinite(a).all():
+        raise ValueError("graph weights must be finite, got NaN or inf")
+    return _csr_from_scipy(sp.csr_matrix(a))
 
 
 def as_native(graph: Any) -> NativeGraph:
     """Validate ``graph`` and convert it to the form the kernel takes.
 
     Accepts an igraph.Graph (edge attribute "weight", absent = 1; a graph from
-    from_layers/from_torch keeps its layers), a scipy sparse matrix or array,
-    a dense 2-D array, or a torch MLP.
+    from_layers/from_torch whose edges still are its stored weights keeps its
+    layers), a scipy sparse matrix or array, a dense 2-D array, or a torch MLP.
     """
+    if isinstance(graph, (LayeredInput, CsrInput)):
+        return graph
     if isinstance(graph, ig.Graph):
-        layered = _layered_from_igraph(graph)
-        if layered is not None:
-            return layered
-        return _csr_from_igraph(graph)
+        return _stored_layers(graph) or _csr_from_igraph(graph)
     if sp.issparse(graph):
         return _csr_from_scipy(graph)
-    if _is_torch_module(graph):
+    if is_torch_module(graph):
         return as_layered(graph)
     if isinstance(graph, np.ndarray) or (
         isinstance(graph, (list, tuple)) and len(graph) > 0 and not isinstance(graph[0], np.ndarray)
     ):
-        a = np.asarray(graph)
-        if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise TypeError(f"graph must have numeric weights, got dtype {a.dtype}")
-        if np.iscomplexobj(a):
-            raise TypeError(f"graph must have real weights, got dtype {a.dtype}")
-        if a.ndim != 2 or a.shape[0] != a.shape[1]:
-            raise ValueError(f"graph must be a square matrix, got shape {a.shape}")
-        a = a.astype(np.float64, copy=False)
-        if not np.isfinite(a).all():
-            raise ValueError("graph weights must be finite, got NaN or inf")
-        return _csr_from_scipy(sp.csr_matrix(a))
+        return _csr_from_dense(graph)
     raise TypeError(
         "graph must be an igraph.Graph, a scipy sparse matrix, a square numpy array or a "
         f"torch module, got {type(graph).__name__}"
     )
 
 
-def check_int(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
-    """An integer parameter in [minimum, maximum] (bools are not integers here)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
+def as_layered(graph: Any) -> LayeredInput:
+    """The layer weights of a torch MLP, a layered igraph graph, or a sequence of
+    (in, out) matrices; ValueError for graphs without layers.
+
+    An igraph graph gives its stored weights while its edges are exactly
+    those, else the weights its edges and its vertices' ``layer`` / ``unit``
+    attributes say (magnitudes: edge weights are |w|).
+    """
+    if isinstance(graph, LayeredInput):
+        return graph
+    if is_torch_module(graph):
+        from .tracing import mlp_weights
+
+        return LayeredInput(check_weights(mlp_weights(graph), "model weights"))
+    if isinstance(graph, ig.Graph):
+        return _stored_layers(graph) or _layers_from_edges(graph)
+    if isinstance(graph, (list, tuple)) and graph and all(np.ndim(w) == 2 for w in graph):
+        return LayeredInput(check_weights(graph, "graph"))
+    if isinstance(graph, np.ndarray) or sp.issparse(graph) or isinstance(graph, CsrInput):
+        raise ValueError(
+            "graph must have layer structure (a torch MLP, a from_torch/from_layers graph or a "
+            "list of (in, out) weight matrices), got a plain adjacency matrix"
+        )
+    raise TypeError(
+        "graph must be a torch MLP, an igraph.Graph made by from_torch/from_layers, or a list "
+        f"of weight matrices, got {type(graph).__name__}"
+    )
+
+
+def layer_weights(graph: Any) -> list:
+    """The per-layer weight matrices of a layered graph or a torch MLP.
+
+    Parameters
+    ----------
+    graph : igraph.Graph or torch.nn.Module
+        A graph made by :func:`from_layers` or :func:`from_torch`, or any
+        igraph graph whose vertices carry ``layer`` and ``unit`` attributes
+        and whose edges join consecutive layers, or an MLP.
+
+    Returns
+    -------
+    list of ndarray
+        Float64 matrices of shape (in, out), read-only: the signed stored
+        weights while the graph's edges are exactly those, else the edge
+        weights (|w|) of the graph as it is now.
+
+    Raises
+    ------
+    ValueError
+        If the graph carries no layer structure.
+    TypeError
+        If ``graph`` is neither an igraph graph nor a torch module.
+
+    Examples
+    --------
+    >>> import numpy as np, netmod
+    >>> g = netmod.from_layers([np.arange(6.0).reshape(2, 3) - 2])
+    >>> netmod.layer_weights(g)[0].tolist()
+    [[-2.0, -1.0, 0.0], [1.0, 2.0, 3.0]]
+    >>> g.es["weight"] = [1.0] * g.ecount()   # an edit: the graph now says |w| = 1
+    >>> netmod.layer_weights(g)[0].tolist()
+    [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    if not (is_torch_module(graph) or isinstance(graph, ig.Graph)):
+        raise TypeError(f"graph must be an igraph.Graph or a torch module, got {type(graph).__name__}")
+    return [_read_only(w) for w in as_layered(graph).weights]
+
+
+def to_igraph(graph: Any) -> ig.Graph:
+    """The graph as an undirected igraph.Graph with weights |w| (attribute "weight").
+
+    An undirected igraph graph is validated and returned as is (with unit
+    weights added, on a copy, if it has none); layered inputs become
+    :func:`from_layers` graphs; matrices are converted (zero-degree nodes
+    kept, without edges).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_igraph(np.array([[0, 2.0], [2.0, 0]])).es["weight"]
+    [2.0]
+    """
+    if isinstance(graph, ig.Graph) and not graph.is_directed():
+        as_native(graph)  # validates weights and self-loops
+        if "weight" in graph.es.attributes():
+            return graph
+        g = graph.copy()
+        g.es["weight"] = [1.0] * g.ecount()
+        return g
+    native = as_native(graph)
+    if isinstance(native, LayeredInput):
+        return from_layers(list(native.weights))
+    n = native.n_nodes
+    rows = np.repeat(np.arange(n), np.diff(native.indptr))
+    upper = native.indices > rows
+    g = ig.Graph(n=n, edges=np.column_stack([rows[upper], native.indices[upper]]).tolist())
+    g.es["weight"] = native.data[upper].tolist()
+    return g
 
 
 # The kernel sums weights into degrees and volumes: a graph whose weights
@@ -365,32 +611,3 @@ def for_kernel(native: NativeGraph) -> NativeGraph:
         return native if shift == 0 else LayeredInput(tuple(np.ldexp(w, shift) for w in native.weights))
     shift = _scale_shift([native.data])
     return native if shift == 0 else CsrInput(native.indptr, native.indices, np.ldexp(native.data, shift))
-
-
-def as_layered(graph: Any) -> LayeredInput:
-    """The layer weights of a torch MLP, a from_layers/from_torch graph, or a
-    sequence of (in, out) matrices; ValueError for graphs without layers."""
-    if _is_torch_module(graph):
-        from .torch_models import layer_weights_from_module
-
-        return LayeredInput(_check_weights(layer_weights_from_module(graph), "model weights"))
-    if isinstance(graph, ig.Graph):
-        layered = _layered_from_igraph(graph)
-        if layered is None:
-            raise ValueError(
-                "graph must have layer structure (a torch MLP, a graph made by from_torch or "
-                "from_layers and not edited since, or a list of weight matrices); this igraph "
-                "graph has none or stale layer weights"
-            )
-        return layered
-    if isinstance(graph, (list, tuple)) and graph and all(np.ndim(w) == 2 for w in graph):
-        return LayeredInput(_check_weights(graph, "graph"))
-    if isinstance(graph, np.ndarray) or sp.issparse(graph):
-        raise ValueError(
-            "graph must have layer structure (a torch MLP, a from_torch/from_layers graph or a "
-            "list of (in, out) weight matrices), got a plain adjacency matrix"
-        )
-    raise TypeError(
-        "graph must be a torch MLP, an igraph.Graph made by from_torch/from_layers, or a list "
-        f"of weight matrices, got {type(graph).__name__}"
-    )

@@ -21,41 +21,24 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .results import _frozen, _plain, versions
+from ._validate import check_int, check_real, check_seed
+from .nulls import combine_percentiles, empirical_p
+from .results import frozen_array, to_plain, versions
 
 __all__ = [
     "LesionDependencies",
     "LesionImportance",
     "lesion_dependencies",
     "lesion_importance",
-    "write_report",
 ]
 
 CATEGORIES = ("complete", "small", "important", "prunable", "other")
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {int(value)}")
-    return int(value)
-
-
-def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
 
 
 class _Net:
@@ -333,22 +316,9 @@ def _class_stats(drops: np.ndarray) -> tuple:
     return mean, rng
 
 
-def _p_upper(observed: float, samples: np.ndarray) -> float:
-    """(#{samples >= observed} + 1) / (n + 1) over the finite samples; nan if observed is nan."""
-    if not np.isfinite(observed):
-        return math.nan
-    s = samples[np.isfinite(samples)]
-    return (int(np.count_nonzero(s >= observed)) + 1) / (s.size + 1)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    return value
+def _p_greater(observed: float, samples: np.ndarray) -> float:
+    """p of a drop (or range) against random lesions: ties count against the sub-module."""
+    return empirical_p(observed, samples, alternative="greater")
 
 
 def _markdown(rows: list, columns: list) -> str:
@@ -418,9 +388,9 @@ class LesionImportance:
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "null_drops", _frozen(np.asarray(self.null_drops, dtype=np.float64)))
+        object.__setattr__(self, "null_drops", frozen_array(self.null_drops, np.float64))
         object.__setattr__(self, "base_class_accuracy",
-                           _frozen(np.asarray(self.base_class_accuracy, dtype=np.float64)))
+                           frozen_array(self.base_class_accuracy, np.float64))
         object.__setattr__(self, "table", tuple(self.table))
         object.__setattr__(self, "layer_sizes", tuple(int(s) for s in self.layer_sizes))
 
@@ -432,8 +402,6 @@ class LesionImportance:
         its smallest value, then ``scipy.stats.combine_pvalues``); nan when
         every sub-module is complete.
         """
-        from .nulls import combine_percentiles
-
         p = [r["p"] for r in self.table if r["category"] != "complete"]
         return combine_percentiles(p, self.n_draws) if p else math.nan
 
@@ -457,11 +425,11 @@ class LesionImportance:
 
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version; nan becomes None."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        out["table"] = [_plain(dict(r)) for r in self.table]
+        out = {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["table"] = [to_plain(dict(r)) for r in self.table]
         out["layer_sizes"] = list(self.layer_sizes)
         out["combined_p"] = self.combined_p
-        return _nan_to_none(out)
+        return to_plain(out)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{c}={n}" for c, n in self.counts().items() if n)
@@ -509,7 +477,7 @@ class LesionDependencies:
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "interaction", _frozen(np.asarray(self.interaction, dtype=np.float64)))
+        object.__setattr__(self, "interaction", frozen_array(self.interaction, np.float64))
         object.__setattr__(self, "nodes", tuple(self.nodes))
         object.__setattr__(self, "pairs", tuple(self.pairs))
 
@@ -541,10 +509,10 @@ class LesionDependencies:
 
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version; nan becomes None."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        out["nodes"] = [_plain(dict(n)) for n in self.nodes]
-        out["pairs"] = [_plain(dict(r)) for r in self.pairs]
-        return _nan_to_none(out)
+        out = {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["nodes"] = [to_plain(dict(n)) for n in self.nodes]
+        out["pairs"] = [to_plain(dict(r)) for r in self.pairs]
+        return to_plain(out)
 
     def __repr__(self) -> str:
         n_edges = sum(r["edge"] is not None for r in self.pairs)
@@ -596,7 +564,7 @@ def lesion_importance(
     dataset: Any,
     *,
     n_draws: int = 100,
-    seed: int = 0,
+    seed: int | None = 0,
     min_drop: float = 0.01,
     small: int = 12,
     progress: bool | None = None,
@@ -620,8 +588,8 @@ def lesion_importance(
         (n, 28, 28); integer labels in [0, n_outputs).
     n_draws : int, default 100
         Random same-size lesions per sub-module.
-    seed : int, default 0
-        Sub-module (layer, cluster) draws its random sets from a generator
+    seed : int or None, default 0
+        None draws one (recorded in the result). Sub-module (layer, cluster) draws its random sets from a generator
         seeded with (seed, layer, cluster), so a row does not depend on the
         other sub-modules.
     min_drop : float, default 0.01
@@ -661,10 +629,10 @@ def lesion_importance(
     """
     import torch
 
-    n_draws = _check_int(n_draws, "n_draws", 1)
-    seed = _check_int(seed, "seed", 0)
-    min_drop = _check_fraction(min_drop, "min_drop")
-    small = _check_int(small, "small", 0)
+    n_draws = check_int(n_draws, "n_draws", 1)
+    seed = check_seed(seed)
+    min_drop = check_real(min_drop, "min_drop", minimum=0.0, maximum=1.0)
+    small = check_int(small, "small", 0)
     setup = _Setup(model, partition, dataset)
     net = setup.net
     rows, null_rows = [], []
@@ -684,7 +652,7 @@ def lesion_importance(
             null = drops[1:]
             drop = float(drops[0])
             std = float(null.std())
-            p = _p_upper(drop, null)
+            p = _p_greater(drop, null)
             complete = len(units) == len(live)
             if complete:
                 category = "complete"
@@ -710,7 +678,7 @@ def lesion_importance(
                 "class_drop": tuple(float(v) for v in class_drops[0]),
                 "mean_class_drop": float(mean_class[0]),
                 "range": float(rng[0]),
-                "range_p": _p_upper(float(rng[0]), rng[1:]),
+                "range_p": _p_greater(float(rng[0]), rng[1:]),
                 "category": category,
             })
             null_rows.append(null)
@@ -736,7 +704,7 @@ def lesion_dependencies(
     important_only: bool = True,
     importance: LesionImportance | None = None,
     n_draws: int = 50,
-    seed: int = 0,
+    seed: int | None = 0,
     progress: bool | None = None,
 ) -> LesionDependencies:
     """Double lesions of sub-modules in different layers: interactions and a directed dependency graph.
@@ -761,7 +729,8 @@ def lesion_dependencies(
         and dataset.
     n_draws : int, default 50
         Random sets per conditional test.
-    seed : int, default 0
+    seed : int or None, default 0
+        As for :func:`lesion_importance`.
     progress : bool or None
 
     Returns
@@ -793,8 +762,8 @@ def lesion_dependencies(
 
     if not isinstance(important_only, bool):
         raise TypeError(f"important_only must be a bool, got {type(important_only).__name__}")
-    n_draws = _check_int(n_draws, "n_draws", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_draws = check_int(n_draws, "n_draws", 1)
+    seed = check_seed(seed)
     setup = _Setup(model, partition, dataset)
     net = setup.net
     if importance is not None and not isinstance(importance, LesionImportance):
@@ -842,8 +811,8 @@ def lesion_dependencies(
                                                                 setup.y, fixed={b[0]: units_b}))[0]
             bar.update(2 * n_draws + 1)
             both = float(drops_b[0])
-            p_a = _p_upper(both, drops_a)
-            p_b = _p_upper(both, drops_b[1:])
+            p_a = _p_greater(both, drops_a)
+            p_b = _p_greater(both, drops_b[1:])
             sig_a, sig_b = p_a == minimum, p_b == minimum
             i, j = index[a], index[b]
             inter = both - (single[a] + single[b])
@@ -856,121 +825,3 @@ def lesion_dependencies(
             })
     return LesionDependencies(nodes=nodes, pairs=pairs, interaction=interaction, n_draws=n_draws, seed=seed,
                               base_accuracy=setup.base_accuracy)
-
-
-_COLOURS = {"important": "tab:red", "prunable": "tab:green", "small": "tab:gray", "complete": "black",
-            "other": "tab:blue"}
-_CSV_COLUMNS = ("layer", "cluster", "size", "accuracy", "drop", "null_mean", "null_std", "z", "p",
-                "mean_class_drop", "range", "range_p", "category")
-
-
-def write_report(out: Any, importance: LesionImportance, dependencies: LesionDependencies | None = None, *,
-                 partition: Any = None, **info: Any) -> list:
-    """Write the tables (CSV, Markdown), JSON and PNG figures of a lesion analysis into folder ``out``.
-
-    Files: ``importance.csv``, ``importance.md``, ``importance.png`` (drop vs
-    size, coloured by category, with the random lesions' mean and spread),
-    ``lesions.json`` (the results' ``to_dict()``, the partition's if given,
-    and ``info``), and with `dependencies`: ``dependencies.csv`` and
-    ``dependencies.png`` (the dependency graph, sub-modules placed by layer).
-    Returns the names written.
-    """
-    import csv
-    import json
-    from pathlib import Path
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    with open(out / "importance.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(_CSV_COLUMNS)
-        for r in importance.table:
-            writer.writerow([r[c] for c in _CSV_COLUMNS])
-    files.append("importance.csv")
-    (out / "importance.md").write_text(importance.to_markdown() + "\n")
-    files.append("importance.md")
-    payload = {"info": info, "importance": importance.to_dict()}
-    if partition is not None and hasattr(partition, "to_dict"):
-        payload["partition"] = _nan_to_none(partition.to_dict())
-    if dependencies is not None:
-        payload["dependencies"] = dependencies.to_dict()
-        with open(out / "dependencies.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["x", "y", "drop_x", "drop_y", "drop_xy", "interaction", "p_x_given_y",
-                             "p_y_given_x", "edge"])
-            for r in dependencies.pairs:
-                x, y = (dependencies.nodes[r[k]] for k in ("i", "j"))
-                edge = {"i->j": "x->y", "j->i": "y->x", None: ""}[r["edge"]]
-                writer.writerow([f"{x['layer']}:{x['cluster']}", f"{y['layer']}:{y['cluster']}", r["drop_i"],
-                                 r["drop_j"], r["drop_ij"], r["interaction"], r["p_i_given_j"],
-                                 r["p_j_given_i"], edge])
-        files.append("dependencies.csv")
-    (out / "lesions.json").write_text(json.dumps(payload, indent=1))
-    files.append("lesions.json")
-    files += _figures(out, importance, dependencies)
-    return files
-
-
-def _figures(out: Any, importance: LesionImportance, dependencies: LesionDependencies | None) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    files = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    rows = importance.table
-    sizes = np.array([r["size"] for r in rows], dtype=float)
-    ax.errorbar(sizes, [100 * r["null_mean"] for r in rows], yerr=[100 * r["null_std"] for r in rows],
-                fmt="none", ecolor="0.75", elinewidth=3, label="random sets: mean +- sd", zorder=1)
-    for category in CATEGORIES:
-        sel = [r for r in rows if r["category"] == category]
-        if sel:
-            ax.scatter([r["size"] for r in sel], [100 * r["drop"] for r in sel], color=_COLOURS[category],
-                       label=category, zorder=2, edgecolor="white")
-    for r in rows:
-        ax.annotate(f"{r['layer']}:{r['cluster']}", (r["size"], 100 * r["drop"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("sub-module size (units)")
-    ax.set_ylabel("accuracy drop (points)")
-    ax.set_title(f"Lesions: {importance.n_draws} random sets per sub-module; base accuracy "
-                 f"{100 * importance.base_accuracy:.2f}%", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "importance.png", dpi=90)
-    plt.close(fig)
-    files.append("importance.png")
-    if dependencies is None:
-        return files
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    nodes = dependencies.nodes
-    pos = {}
-    for layer in sorted({n["layer"] for n in nodes}):
-        members = [i for i, n in enumerate(nodes) if n["layer"] == layer]
-        for k, i in enumerate(members):
-            pos[i] = (layer, k - (len(members) - 1) / 2)
-    for r in dependencies.pairs:
-        if r["edge"] is None:
-            continue
-        src, dst = (r["i"], r["j"]) if r["edge"] == "i->j" else (r["j"], r["i"])
-        colour = "tab:red" if r["interaction"] > 0 else "tab:blue"
-        ax.annotate("", xy=pos[dst], xytext=pos[src], zorder=1,
-                    arrowprops={"arrowstyle": "-|>", "color": colour, "lw": 1.5, "shrinkA": 12, "shrinkB": 12,
-                                "connectionstyle": "arc3,rad=0.15"})
-    for i, n in enumerate(nodes):
-        ax.scatter(*pos[i], s=200 + 3000 * max(n["drop"], 0), color="tab:orange", zorder=2, edgecolor="black")
-        ax.annotate(f"{n['layer']}:{n['cluster']}\n{100 * n['drop']:.1f}", pos[i], ha="center", va="center",
-                    fontsize=7, zorder=3)
-    ax.set_xlabel("hidden layer")
-    ax.set_yticks([])
-    layers = sorted({n["layer"] for n in nodes}) or [1]
-    ax.set_xticks(layers)
-    ax.set_xlim(min(layers) - 0.6, max(layers) + 0.6)
-    ax.set_title("Dependencies (X -> Y: Y depends on X; red: interaction > 0, blue: < 0); "
-                 "label: layer:cluster, drop in points", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "dependencies.png", dpi=90)
-    plt.close(fig)
-    files.append("dependencies.png")
-    return files

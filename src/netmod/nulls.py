@@ -14,15 +14,17 @@ import numpy as np
 import scipy.stats
 
 from ._native import core as _core
-from .graphs import LayeredInput, as_layered, check_int, for_kernel
-from .results import _frozen, _plain, versions
-from .spectral import (
-    DEFAULT_TOL,
-    _check_seed,
-    _check_threads,
-    _check_tol,
-    spectral_clustering,
+from ._validate import (
+    check_choice,
+    check_int,
+    check_optional_bool,
+    check_seed,
+    check_threads,
+    check_tol,
 )
+from .graphs import LayeredInput, as_layered, for_kernel
+from .results import frozen_array, to_plain, versions
+from .spectral import DEFAULT_TOL, spectral_clustering
 
 # Wall time one native call of shuffle_null aims at: short enough for Ctrl-C
 # to act within a second, long enough that threads seldom idle at its end.
@@ -31,21 +33,47 @@ CHUNK_SECONDS = 0.25
 __all__ = [
     "NullDistribution",
     "combine_percentiles",
+    "empirical_p",
     "null_statistics",
     "replicate_seed",
     "shuffle_null",
     "shuffled_weights",
 ]
 
-METHODS = ("layer", "nonzero")
+SHUFFLES = ("layer", "nonzero")
 STATISTICS = ("ncut", "modularity")
-CLUSTERINGS = ("spectral", "leiden", "louvain")
+METHODS = ("spectral", "leiden", "louvain")
+ALTERNATIVES = ("less", "greater")
 
 
-def _check_method(method: Any) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method
+def empirical_p(observed: float, samples: Sequence[float], *, alternative: str) -> float:
+    """One-sided empirical p-value of ``observed`` against ``samples``; ties count against the claim.
+
+    The one rule netmod uses for every null (shuffled networks, random
+    lesions): ``alternative="less"`` tests the claim that ``observed`` lies
+    below the samples (an n-cut lower than its shuffles'), and p = (#{samples
+    <= observed} + 1) / (n + 1); ``"greater"`` tests the claim that it lies
+    above them (a modularity Q, an accuracy drop), and p = (#{samples >=
+    observed} + 1) / (n + 1). A sample equal to the observed value counts as
+    one that is at least as extreme, so ties can only make p larger
+    (conservative). Non-finite samples are left out; p is nan for a
+    non-finite ``observed``. The smallest possible p, 1/(n + 1), means the
+    observed value is beyond every sample.
+
+    Examples
+    --------
+    >>> empirical_p(1.0, [2.0, 3.0, 4.0], alternative="less")
+    0.25
+    >>> empirical_p(2.0, [2.0, 3.0, 4.0], alternative="less")  # a tie counts against
+    0.5
+    """
+    check_choice(alternative, "alternative", ALTERNATIVES)
+    if not math.isfinite(observed):
+        return math.nan
+    x = np.asarray(samples, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    beyond = np.count_nonzero(x <= observed) if alternative == "less" else np.count_nonzero(x >= observed)
+    return (int(beyond) + 1) / (x.size + 1)
 
 
 def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modular: bool = False) -> dict:
@@ -58,15 +86,16 @@ def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modu
         The null samples (at least one).
     higher_is_modular : bool, default False
         False for n-cut (lower = more modular); True for modularity Q, where
-        the percentile counts samples above the observed value instead.
+        the percentile counts samples at or above the observed value instead.
 
     Returns
     -------
     dict
         ``mean``, ``std`` (population), ``zscore`` = (observed - mean) / std
-        (nan when std is 0), ``percentile`` = (#{samples < observed} + 1) /
-        (n + 1) with strict inequality, ``significant`` = observed below every
-        sample.
+        (nan when std is 0), ``percentile`` = :func:`empirical_p`, i.e.
+        (#{samples <= observed} + 1) / (n + 1) for n-cut (a tie counts
+        against the network), and ``significant`` = more modular than every
+        sample (percentile = 1/(n + 1)).
 
     Examples
     --------
@@ -80,18 +109,13 @@ def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modu
     mean = float(x.mean())
     std = float(x.std())
     z = (observed - mean) / std if std > 0 else math.nan
-    if higher_is_modular:
-        beyond = int(np.count_nonzero(x > observed))
-        significant = bool(observed > x.max())
-    else:
-        beyond = int(np.count_nonzero(x < observed))
-        significant = bool(observed < x.min())
+    percentile = empirical_p(observed, x, alternative="greater" if higher_is_modular else "less")
     return {
         "mean": mean,
         "std": std,
         "zscore": float(z),
-        "percentile": (beyond + 1) / (x.size + 1),
-        "significant": significant,
+        "percentile": percentile,
+        "significant": bool(observed > x.max() if higher_is_modular else observed < x.min()),
     }
 
 
@@ -118,40 +142,44 @@ def combine_percentiles(percentiles: Sequence[float], n_shuffles: int) -> float:
 
 @dataclass(frozen=True)
 class NullDistribution:
-    """An observed n-cut and the n-cuts of weight-shuffled copies of the network.
+    """An observed statistic and the same statistic of weight-shuffled copies of the network.
 
     Attributes
     ----------
     observed : float
-        n-cut of the network's own spectral partition.
+        The network's own statistic (by default the n-cut of its spectral
+        partition).
     samples : ndarray of float64, shape (n_shuffles,)
-        n-cut of each shuffled network, replicate order.
+        The statistic of each shuffled network, replicate order.
+    shuffle : str
+        The shuffle scheme: "layer" (all entries of each weight matrix
+        permuted) or "nonzero" (values permuted among the non-zero positions).
     method : str
-        "layer" (all entries of each weight matrix permuted) or "nonzero"
-        (values permuted among the non-zero positions).
+        The clustering algorithm that partitioned each network: "spectral",
+        "leiden" or "louvain".
+    statistic : str
+        What was recorded of each partition: "ncut" (lower = more modular) or
+        "modularity" (weighted Q, higher = more modular).
     n_clusters, n_shuffles, seed, n_init, tol
-        The settings that produced it.
-    statistic, clustering : str
-        What was measured ("ncut" or "modularity") of which partition
-        ("spectral", "leiden" or "louvain"). For modularity the percentile
-        counts shuffles with a higher Q and `significant` means above all.
+        The settings that produced it (``n_clusters``, ``n_init`` and ``tol``
+        concern spectral clustering only).
     versions : dict
     """
 
     observed: float
     samples: np.ndarray
+    shuffle: str
     method: str
+    statistic: str
     n_clusters: int
     n_shuffles: int
     seed: int
     n_init: int
     tol: float
-    statistic: str = "ncut"
-    clustering: str = "spectral"
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "samples", _frozen(np.asarray(self.samples, dtype=np.float64)))
+        object.__setattr__(self, "samples", frozen_array(self.samples, np.float64))
 
     @functools.cached_property
     def _stats(self) -> dict:
@@ -173,7 +201,8 @@ class NullDistribution:
 
     @property
     def percentile(self) -> float:
-        """(#{samples more modular than observed} + 1) / (n + 1): a one-sided p-value."""
+        """(#{samples at least as modular as observed} + 1) / (n + 1): a one-sided
+        p-value; ties count against the network (:func:`empirical_p`)."""
         return self._stats["percentile"]
 
     @property
@@ -182,20 +211,16 @@ class NullDistribution:
         return self._stats["significant"]
 
     def to_dict(self) -> dict:
-        """Plain Python (JSON-ready) version, with the derived statistics."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-        stats = dict(self._stats)
-        if math.isnan(stats["zscore"]):
-            stats["zscore"] = None
-        out.update(stats)
-        return out
+        """Plain Python (JSON-ready) version, with the derived statistics (nan as None)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(self._stats)
+        return to_plain(out)
 
     def __repr__(self) -> str:
         return (
-            f"NullDistribution(method={self.method!r}, statistic={self.statistic!r}, "
-            f"clustering={self.clustering!r}, observed={self.observed:.4f}, "
-            f"mean={self.mean:.4f}, zscore={self.zscore:.2f}, percentile={self.percentile:.4f}, "
-            f"n_shuffles={self.n_shuffles})"
+            f"NullDistribution(shuffle={self.shuffle!r}, method={self.method!r}, "
+            f"statistic={self.statistic!r}, observed={self.observed:.4f}, mean={self.mean:.4f}, "
+            f"zscore={self.zscore:.2f}, percentile={self.percentile:.4f}, n_shuffles={self.n_shuffles})"
         )
 
 
@@ -207,10 +232,10 @@ def replicate_seed(seed: int, index: int) -> int:
     >>> replicate_seed(0, 1) == replicate_seed(0, 1) != replicate_seed(0, 2)
     True
     """
-    return int(_core.replicate_seed(_check_seed(seed), check_int(index, "index", 0)))
+    return int(_core.replicate_seed(check_seed(seed), check_int(index, "index", 0)))
 
 
-def shuffled_weights(graph: Any, *, method: str = "layer", seed: int = 0, index: int = 0) -> list:
+def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0, index: int = 0) -> list:
     """The weights of one replicate of :func:`shuffle_null`.
 
     Parameters
@@ -218,7 +243,7 @@ def shuffled_weights(graph: Any, *, method: str = "layer", seed: int = 0, index:
     graph : torch.nn.Module, igraph.Graph or sequence of ndarray
         A torch MLP, a graph made by :func:`netmod.from_torch` /
         :func:`netmod.from_layers`, or (in, out) weight matrices.
-    method : {"layer", "nonzero"}
+    shuffle : {"layer", "nonzero"}
     seed, index : int
         As in :func:`shuffle_null`; replicate ``index``.
 
@@ -226,13 +251,13 @@ def shuffled_weights(graph: Any, *, method: str = "layer", seed: int = 0, index:
     -------
     list of ndarray
         Signed (in, out) matrices of the network without its zero-degree
-        units, each permuted per ``method``.
+        units, each permuted per ``shuffle``.
 
     Examples
     --------
     >>> import numpy as np
     >>> w = [np.array([[1.0, 0.0], [2.0, 3.0]])]
-    >>> s = shuffled_weights(w, method="nonzero", seed=0, index=0)[0]
+    >>> s = shuffled_weights(w, shuffle="nonzero", seed=0, index=0)[0]
     >>> bool((s != 0).sum() == 3 and sorted(s.ravel()) == [0.0, 1.0, 2.0, 3.0])
     True
     """
@@ -240,8 +265,8 @@ def shuffled_weights(graph: Any, *, method: str = "layer", seed: int = 0, index:
     return list(
         _core.shuffled_layers(
             list(layered.weights),
-            method=_check_method(method),
-            seed=_check_seed(seed),
+            method=check_choice(shuffle, "shuffle", SHUFFLES),
+            seed=check_seed(seed),
             index=check_int(index, "index", 0),
         )
     )
@@ -251,23 +276,23 @@ def shuffle_null(
     graph: Any,
     *,
     n_shuffles: int = 100,
-    method: str = "layer",
+    shuffle: str = "layer",
+    method: str = "spectral",
+    statistic: str = "ncut",
     n_clusters: int = 12,
     seed: int | None = 0,
     n_threads: int | None = None,
     n_init: int = 10,
     tol: float = DEFAULT_TOL,
     progress: bool | None = None,
-    statistic: str = "ncut",
-    clustering: str = "spectral",
 ) -> NullDistribution:
-    """n-cut of a network against the n-cuts of its weight-shuffled copies.
+    """A network's modularity against that of its weight-shuffled copies.
 
     Each layer's signed weights (after removing zero-degree units) are
-    permuted (``method="layer"``: all entries, zeros included;
+    permuted (``shuffle="layer"``: all entries, zeros included;
     ``"nonzero"``: among the non-zero positions, keeping the sparsity mask),
     units isolated by the shuffle are dropped, and the shuffled network is
-    clustered with the same settings as the observed one. Replicates run in
+    partitioned with the same settings as the observed one. Replicates run in
     C++ threads; replicate i draws from seeds derived from (seed, i), so the
     samples are the same for any ``n_threads``.
 
@@ -277,30 +302,33 @@ def shuffle_null(
         A torch MLP, a graph made by :func:`netmod.from_torch` /
         :func:`netmod.from_layers`, or (in, out) weight matrices.
     n_shuffles : int, default 100
-    method : {"layer", "nonzero"}, default "layer"
-        Always report which: for pruned networks "nonzero" is the stricter null.
+    shuffle : {"layer", "nonzero"}, default "layer"
+        The shuffle scheme. Always report which: for pruned networks
+        "nonzero" is the stricter null.
+    method : {"spectral", "leiden", "louvain"}, default "spectral"
+        How each network is partitioned. Anything but spectral n-cut runs one
+        replicate at a time in Python (Leiden and Louvain hold the GIL), on
+        the same shuffles (:func:`shuffled_weights`) and replicate seeds.
+    statistic : {"ncut", "modularity"}, default "ncut"
+        What is recorded of each partition: its n-cut or its weighted
+        modularity Q.
     n_clusters : int, default 12
+        Clusters of the spectral partition.
     seed : int or None, default 0
         None draws one (recorded in the result).
     n_threads : int or None
         Worker threads; None = all cores.
     n_init : int, default 10
-        k-means restarts per clustering.
+        k-means restarts per spectral clustering.
     tol : float, default 1e-8
         Eigenvector residual bound (see :func:`netmod.spectral_clustering`).
     progress : bool or None
         tqdm progress bar; None shows it only on a terminal.
-    statistic : {"ncut", "modularity"}, default "ncut"
-        What is recorded of each partition: its n-cut or its weighted
-        modularity Q.
-    clustering : {"spectral", "leiden", "louvain"}, default "spectral"
-        How each network is partitioned. Anything but spectral n-cut runs one
-        replicate at a time in Python (Leiden and Louvain hold the GIL), on
-        the same shuffles (:func:`shuffled_weights`) and replicate seeds.
 
     Returns
     -------
     NullDistribution
+        The percentile counts ties against the network (:func:`empirical_p`).
 
     Raises
     ------
@@ -314,33 +342,35 @@ def shuffle_null(
     >>> from netmod.synthetic import glorot_weights
     >>> null = shuffle_null(glorot_weights([30, 20, 20, 10], seed=0), n_shuffles=8,
     ...                     n_clusters=3, progress=False)
-    >>> null.samples.shape, null.method, 0.0 < null.percentile <= 1.0
-    ((8,), 'layer', True)
+    >>> null.samples.shape, null.shuffle, null.method, 0.0 < null.percentile <= 1.0
+    ((8,), 'layer', 'spectral', True)
     """
     layered = as_layered(graph)
     n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
-    method = _check_method(method)
+    shuffle = check_choice(shuffle, "shuffle", SHUFFLES)
+    method = check_choice(method, "method", METHODS)
+    statistic = check_choice(statistic, "statistic", STATISTICS)
     k = check_int(n_clusters, "n_clusters", 2, 2**63 - 1)
     n_init = check_int(n_init, "n_init", 1, 2**31 - 1)
-    tol = _check_tol(tol)
-    seed = _check_seed(seed)
-    threads = _check_threads(n_threads)
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-    if clustering not in CLUSTERINGS:
-        raise ValueError(f"clustering must be one of {CLUSTERINGS}, got {clustering!r}")
-    if statistic != "ncut" or clustering != "spectral":
-        return _python_null(
-            layered, n_shuffles=n_shuffles, method=method, n_clusters=k, seed=seed, n_init=n_init,
-            tol=tol, threads=threads, progress=progress, statistic=statistic, clustering=clustering,
-        )
+    tol = check_tol(tol)
+    seed = check_seed(seed)
+    threads = check_threads(n_threads)
+    progress = check_optional_bool(progress, "progress")
+    settings = {"shuffle": shuffle, "method": method, "statistic": statistic, "n_clusters": k,
+                "n_shuffles": n_shuffles, "seed": seed, "n_init": n_init, "tol": tol}
+    if statistic != "ncut" or method != "spectral":
+        observed, samples = _python_null(layered, threads=threads, progress=progress, **settings)
+    else:
+        observed, samples = _native_null(layered, threads=threads, progress=progress, **settings)
+    return NullDistribution(observed=observed, samples=samples, **settings)
 
-    weights = list(for_kernel(LayeredInput(tuple(_core.compact_layers(list(layered.weights))))).weights)
 
+def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol, threads, progress,
+                 **_) -> tuple:
+    """Spectral n-cut replicates in the kernel's threads, in chunks (Ctrl-C, progress)."""
     from tqdm.auto import tqdm
 
+    weights = list(for_kernel(LayeredInput(tuple(_core.compact_layers(list(layered.weights))))).weights)
     samples = np.empty(n_shuffles)
     observed = None
     # The work goes to the kernel in chunks so that Ctrl-C is handled (Python
@@ -354,17 +384,18 @@ def shuffle_null(
     # changes nothing in the samples.
     chunk = 2 * threads - 1
     start = 0
-    with tqdm(total=n_shuffles, desc=f"{method} null", unit="shuffle", disable=None if progress is None else not progress, leave=False) as bar:
+    disable = None if progress is None else not progress
+    with tqdm(total=n_shuffles, desc=f"{shuffle} null", unit="shuffle", disable=disable, leave=False) as bar:
         while start < n_shuffles:
             count = min(chunk, n_shuffles - start)
             began = time.perf_counter()
             out = _core.null_samples(
                 weights,
-                method=method,
+                method=shuffle,
                 seed=seed,
                 start=start,
                 count=count,
-                n_clusters=k,
+                n_clusters=n_clusters,
                 n_init=n_init,
                 tol=tol,
                 n_threads=threads,
@@ -379,20 +410,11 @@ def shuffle_null(
             chunk = max(1, min(4096, int(CHUNK_SECONDS / max(per_task, 1e-9))) // threads) * threads
             if n_shuffles - start - chunk < chunk // 2:
                 chunk = n_shuffles - start
-    return NullDistribution(
-        observed=float(observed),
-        samples=samples,
-        method=method,
-        n_clusters=k,
-        n_shuffles=n_shuffles,
-        seed=seed,
-        n_init=n_init,
-        tol=tol,
-    )
+    return float(observed), samples
 
 
-def _python_null(layered, *, n_shuffles, method, n_clusters, seed, n_init, tol, threads, progress,
-                 statistic, clustering) -> NullDistribution:
+def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles, seed, n_init, tol, threads,
+                 progress) -> tuple:
     """Replicates one at a time in Python, on the kernel's shuffles and seeds."""
     from tqdm.auto import tqdm
 
@@ -401,27 +423,23 @@ def _python_null(layered, *, n_shuffles, method, n_clusters, seed, n_init, tol, 
 
     def score(weights, rseed):
         g = from_layers(list(weights))
-        if clustering == "spectral":
+        if method == "spectral":
             p = spectral_clustering(g, n_clusters=n_clusters, seed=rseed, n_init=n_init, tol=tol,
                                     n_threads=threads)
-        elif clustering == "leiden":
-            p = leiden(g, objective="modularity", seed=rseed % 2**63)
+        elif method == "leiden":
+            p = leiden(g, objective="modularity", seed=rseed)
         else:
-            p = louvain(g, seed=rseed % 2**63)
+            p = louvain(g, seed=rseed)
         return p.ncut if statistic == "ncut" else modularity(g, p.labels)
 
     weights = list(_core.compact_layers(list(layered.weights)))
     observed = score(weights, seed)
     samples = np.empty(n_shuffles)
     disable = None if progress is None else not progress
-    with tqdm(total=n_shuffles, desc=f"{method} null ({clustering} {statistic})", unit="shuffle",
+    with tqdm(total=n_shuffles, desc=f"{shuffle} null ({method} {statistic})", unit="shuffle",
               disable=disable, leave=False) as bar:
         for i in range(n_shuffles):
-            shuffled = _core.shuffled_layers(weights, method=method, seed=seed, index=i)
+            shuffled = _core.shuffled_layers(weights, method=shuffle, seed=seed, index=i)
             samples[i] = score(shuffled, int(_core.replicate_seed(seed, i)))
             bar.update(1)
-    return NullDistribution(
-        observed=float(observed), samples=samples, method=method, n_clusters=n_clusters,
-        n_shuffles=n_shuffles, seed=seed, n_init=n_init, tol=tol, statistic=statistic,
-        clustering=clustering,
-    )
+    return float(observed), samples

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import platform
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Embedding", "Partition", "versions"]
+__all__ = ["Embedding", "Partition", "frozen_array", "to_plain", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -48,19 +49,28 @@ def _versions() -> tuple:
     return tuple(sorted(out.items()))
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, copy=True)
+def frozen_array(a: Any, dtype: Any = None) -> np.ndarray:
+    """A read-only copy of ``a`` (results never share or expose writable arrays)."""
+    a = np.array(a, dtype=dtype, copy=True)
     a.setflags(write=False)
     return a
 
 
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """``value`` as plain JSON-ready Python: arrays and numpy scalars to lists and
+    numbers, tuples to lists, and NaN to None (JSON has no NaN)."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc" and np.isnan(value).any():
+            return to_plain(value.tolist())
         return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        return to_plain(value.item())
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
     return value
 
 
@@ -75,15 +85,16 @@ class Partition:
         cluster down (ties: the cluster holding the lowest node first); -1 for
         zero-degree nodes, which are left out of the clustering.
     n_clusters : int
-        Number of clusters asked for.
+        Number of clusters: asked for (spectral) or found (Leiden, Louvain).
     ncut : float
         Normalised cut of the partition (lower = more modular), in
         [0, n_clusters].
     eigenvalues : ndarray of float64, shape (n_clusters,)
         The smallest eigenvalues of the symmetric normalised Laplacian of the
-        graph without its zero-degree nodes, ascending.
+        graph without its zero-degree nodes, ascending (spectral only; empty
+        for Leiden and Louvain).
     method : str
-        "spectral".
+        The clustering algorithm: "spectral", "leiden" or "louvain".
     seed, n_init, tol : int, int, float
         The settings that produced it.
     info : dict
@@ -105,8 +116,8 @@ class Partition:
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", _frozen(np.asarray(self.labels, dtype=np.int64)))
-        object.__setattr__(self, "eigenvalues", _frozen(np.asarray(self.eigenvalues, dtype=np.float64)))
+        object.__setattr__(self, "labels", frozen_array(self.labels, np.int64))
+        object.__setattr__(self, "eigenvalues", frozen_array(self.eigenvalues, np.float64))
 
     @property
     def sizes(self) -> np.ndarray:
@@ -114,27 +125,9 @@ class Partition:
         kept = self.labels[self.labels >= 0]
         return np.bincount(kept, minlength=self.n_clusters)
 
-    def modularity(self, graph: Any, *, resolution: float = 1.0) -> float:
-        """Weighted modularity Q of this partition on ``graph`` (weights |w|).
-
-        The n-cut of the partition on any graph is ``netmod.ncut(graph,
-        p.labels)`` (``p.ncut`` holds it for the graph it was computed on).
-
-        Examples
-        --------
-        >>> import numpy as np, netmod
-        >>> a = np.kron(np.eye(2), np.ones((3, 3))) - np.eye(6)
-        >>> p = netmod.spectral_clustering(a, n_clusters=2)
-        >>> round(p.modularity(a), 6), p.ncut
-        (0.5, 0.0)
-        """
-        from .communities import modularity
-
-        return modularity(graph, self.labels, resolution=resolution)
-
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version of the result."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def __repr__(self) -> str:
         return (
@@ -172,8 +165,8 @@ class Embedding:
 
     def __post_init__(self) -> None:
         for name in ("eigenvalues", "vectors", "kept"):
-            object.__setattr__(self, name, _frozen(getattr(self, name)))
+            object.__setattr__(self, name, frozen_array(getattr(self, name)))
 
     def to_dict(self) -> dict:
         """Plain Python (JSON-ready) version of the result."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

@@ -2,77 +2,16 @@
 
 from __future__ import annotations
 
-import math
-import os
 from typing import Any
 
-import numpy as np
-
 from ._native import core as _core
-from .graphs import (
-    CsrInput,
-    LayeredInput,
-    NativeGraph,
-    as_native,
-    check_int,
-    for_kernel,
-)
+from ._validate import check_int, check_labels, check_seed, check_threads, check_tol
+from .graphs import LayeredInput, NativeGraph, as_native, for_kernel
 from .results import Embedding, Partition
 
 __all__ = ["ncut", "spectral_clustering", "spectral_embedding"]
 
 DEFAULT_TOL = 1e-8
-
-
-def _check_tol(tol: Any) -> float:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
-        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
-    tol = float(tol)
-    if not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be finite and > 0, got {tol}")
-    return tol
-
-
-def _check_seed(seed: Any) -> int:
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
-    seed = check_int(seed, "seed", 0)
-    if seed >= 2**64:
-        raise ValueError(f"seed must be < 2**64, got {seed}")
-    return seed
-
-
-def _check_threads(n_threads: Any) -> int:
-    if n_threads is None:
-        return os.cpu_count() or 1
-    return check_int(n_threads, "n_threads", 1, 2**31 - 1)
-
-
-def _check_labels(labels: Any, n: int) -> np.ndarray:
-    a = np.asarray(labels)
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"labels must be an integer array, got dtype {a.dtype}")
-    if np.iscomplexobj(a):
-        raise TypeError(f"labels must be an integer array, got dtype {a.dtype}")
-    if a.ndim != 1 or a.size != n:
-        raise ValueError(f"labels must have one entry per node ({n}), got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.integer):
-        if a.dtype != bool and not (np.isfinite(a).all() and (a == np.round(a)).all()):
-            raise ValueError("labels must be integer-valued")
-        if a.size and np.abs(a).max() >= 2.0**63:
-            raise ValueError(f"labels must be below 2**63 in magnitude, got {np.abs(a).max():g}")
-        a = a.astype(np.int64)
-    elif np.issubdtype(a.dtype, np.unsignedinteger) and a.size and a.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"labels must be < 2**63, got {a.max()}")
-    a = a.astype(np.int64, copy=False)
-    if a.size and a.min() < -1:
-        raise ValueError(f"labels must be >= -1 (-1 = left out), got {a.min()}")
-    # Compact the cluster ids to 0..k-1 so that the kernel's work is O(k).
-    out = np.full(n, -1, dtype=np.int64)
-    kept = a >= 0
-    _, inverse = np.unique(a[kept], return_inverse=True)
-    out[kept] = inverse
-    return out
 
 
 def _run(native: NativeGraph, **kw: Any) -> dict:
@@ -121,7 +60,7 @@ def ncut(graph: Any, labels: Any = None, *, n_clusters: int = 12, seed: int | No
     native = as_native(graph)
     if labels is None:
         return spectral_clustering(native, n_clusters=n_clusters, seed=seed).ncut
-    lab = _check_labels(labels, native.n_nodes)
+    lab = check_labels(labels, native.n_nodes)
     native = for_kernel(native)
     if isinstance(native, LayeredInput):
         return float(_core.ncut_layers(list(native.weights), lab))
@@ -199,12 +138,12 @@ def spectral_clustering(
     >>> p.labels.shape, p.n_clusters, 0 <= p.ncut <= 3
     ((35,), 3, True)
     """
-    native = graph if isinstance(graph, (LayeredInput, CsrInput)) else as_native(graph)
+    native = as_native(graph)
     k = check_int(n_clusters, "n_clusters", 2, 2**63 - 1)
     n_init = check_int(n_init, "n_init", 1, 2**31 - 1)
-    tol = _check_tol(tol)
-    seed = _check_seed(seed)
-    threads = _check_threads(n_threads)
+    tol = check_tol(tol)
+    seed = check_seed(seed)
+    threads = check_threads(n_threads)
     r = _run(native, n_clusters=k, n_init=n_init, tol=tol, seed=seed, n_threads=threads)
     info = {
         "solver": r["solver"],
@@ -265,8 +204,8 @@ def spectral_embedding(
     """
     native = as_native(graph)
     k = check_int(n_components, "n_components", 2, 2**63 - 1)
-    tol = _check_tol(tol)
-    seed = _check_seed(seed)
+    tol = check_tol(tol)
+    seed = check_seed(seed)
     try:
         r = _run(native, n_clusters=k, cluster=False, tol=tol, seed=seed, n_threads=1)
     except ValueError as exc:

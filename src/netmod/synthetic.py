@@ -6,11 +6,11 @@ torch.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .graphs import check_int
+from ._validate import check_int, check_seed
 
 __all__ = ["glorot_weights", "clusterable_weights", "prune_by_magnitude"]
 
@@ -22,15 +22,15 @@ def _check_sizes(sizes: Sequence[int]) -> list:
     return sizes
 
 
-def glorot_weights(sizes: Sequence[int], *, seed: int = 0) -> list:
+def glorot_weights(sizes: Sequence[int], *, seed: int | None = 0) -> list:
     """Glorot/Xavier-uniform weight matrices, as Keras initialises Dense layers.
 
     Parameters
     ----------
     sizes : sequence of int
         Units per layer, inputs first.
-    seed : int, default 0
-        Seed of ``numpy.random.default_rng``.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng`` (None draws one).
 
     Returns
     -------
@@ -45,7 +45,7 @@ def glorot_weights(sizes: Sequence[int], *, seed: int = 0) -> list:
     [(4, 3), (3, 2)]
     """
     sizes = _check_sizes(sizes)
-    rng = np.random.default_rng(check_int(seed, "seed", 0))
+    rng = np.random.default_rng(check_seed(seed))
     out = []
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         bound = np.sqrt(6.0 / (n_in + n_out))
@@ -59,7 +59,7 @@ def clusterable_weights(
     n_modules: int = 10,
     within: float = 4.6,
     across: float = 0.6,
-    seed: int = 0,
+    seed: int | None = 0,
 ) -> list:
     """Glorot weights with planted modules ("clusterable initialisation").
 
@@ -74,7 +74,7 @@ def clusterable_weights(
         Units per layer, inputs first.
     n_modules : int, default 10
     within, across : float, default 4.6 and 0.6
-    seed : int, default 0
+    seed : int or None, default 0
         Seeds the Glorot draw (identical to ``glorot_weights(sizes, seed=seed)``)
         and, through a separate stream, the module assignment.
 
@@ -92,8 +92,9 @@ def clusterable_weights(
     """
     sizes = _check_sizes(sizes)
     n_modules = check_int(n_modules, "n_modules", 1)
+    seed = check_seed(seed)
     weights = glorot_weights(sizes, seed=seed)
-    rng = np.random.default_rng([check_int(seed, "seed", 0), 1])
+    rng = np.random.default_rng([seed, 1])
     modules = [None] + [rng.integers(0, n_modules, size=s) for s in sizes[1:]]
     for l in range(1, len(weights)):
         same = modules[l][:, None] == modules[l + 1][None, :]

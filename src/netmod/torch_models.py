@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .graphs import from_layers
 
 __all__ = ["from_torch", "keras_like_mlp", "layer_weights_from_module", "load_weights"]
 
@@ -340,6 +339,8 @@ def from_torch(model, *, example_input=None):
     >>> list(graph["layer_sizes"])
     [4, 3, 2]
     """
+    from .graphs import from_layers
+
     return from_layers(layer_weights_from_module(model, example_input=example_input))
 
 

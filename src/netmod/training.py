@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from ._validate import check_seed
 from .torch_models import keras_like_mlp
 
 __all__ = [
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 ADAM_EPS = 1e-7  # Keras' default; PyTorch's is 1e-8
+
+
+def _offset(seed: int, k: int) -> int:
+    """The seed of stream ``k`` of a run seeded with ``seed`` (wraps at 2**64, torch's limit)."""
+    return (seed + k) % 2**64
 
 
 @dataclass
@@ -97,7 +103,8 @@ def _epochs(model, x, y, *, epochs, batch_size, lr, l1, l2, gen, on_step=None, p
     losses = []
     step = 0
     model.train()
-    for epoch in tqdm(range(epochs), desc=desc, unit="epoch", disable=None if progress is None else not progress, leave=False):
+    disable = None if progress is None else not progress
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=disable, leave=False):
         order = torch.randperm(len(x), generator=gen)
         total = 0.0
         for i in range(0, len(x), batch_size):
@@ -124,7 +131,7 @@ def train_mlp(
     lr: float = 1e-3,
     l1: float = 0.0,
     l2: float = 0.0,
-    seed: int = 0,
+    seed: int | None = 0,
     test: tuple | None = None,
     progress: bool | None = None,
 ) -> tuple:
@@ -135,19 +142,20 @@ def train_mlp(
     train, test : (images, labels)
         uint8 images (n, 28, 28) or (n, 784) and integer labels.
     sizes, dropout, epochs, batch_size, lr, l1, l2 : see REFERENCE.md 5
-    seed : int
-        Seeds the initialisation, the batch order and dropout; the global
-        torch RNG is left as it was. Deterministic on the CPU for a given
+    seed : int or None, default 0
+        Seeds the initialisation, the batch order and dropout (None draws
+        one); the global torch RNG is left as it was. Deterministic on the CPU for a given
         number of torch threads (``torch.get_num_threads()``).
 
     Returns
     -------
     (nn.Sequential, TrainResult)
     """
+    seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = keras_like_mlp(sizes, dropout=dropout, seed=seed)
-        gen = torch.Generator().manual_seed(seed + 1)
+        gen = torch.Generator().manual_seed(_offset(seed, 1))
         x, y = _tensors(*train)
         losses = _epochs(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, l1=l1, l2=l2, gen=gen,
                          progress=progress)
@@ -209,14 +217,6 @@ def smallest_mask(values: torch.Tensor, k: int) -> torch.Tensor:
         ties = np.flatnonzero(flat == threshold)
         mask[ties[: k - int(below.sum())]] = 0.0
     return torch.from_numpy(mask).to(dtype=values.dtype, device=values.device)
-    if k >= flat.numel():
-        return torch.zeros_like(flat)
-    threshold = torch.kthvalue(flat, k).values
-    below = flat < threshold
-    mask[below] = 0.0
-    ties = torch.nonzero(flat == threshold).reshape(-1)
-    mask[ties[: k - int(below.sum())]] = 0.0
-    return mask
 
 
 def prune_mlp(
@@ -232,7 +232,7 @@ def prune_mlp(
     lr: float = 1e-3,
     l1: float = 0.0,
     l2: float = 0.0,
-    seed: int = 0,
+    seed: int | None = 0,
     test: tuple | None = None,
     progress: bool | None = None,
 ) -> tuple:
@@ -242,19 +242,22 @@ def prune_mlp(
     re-pruned to ``polynomial_sparsity(step, total)`` by magnitude with
     ``torch.nn.utils.prune`` (biases untouched). Returns the model with the
     pruning made permanent (``prune.remove``) and its per-layer sparsity.
+    ``seed`` (int or None) seeds the batch order and dropout.
     """
+    seed = check_seed(seed)
     x, y = _tensors(*train)
     steps_per_epoch = -(-len(x) // batch_size)
     total = epochs * steps_per_epoch
 
     def on_step(step):
         if step % frequency == 0 or step == total:
-            _apply_sparsity(model, polynomial_sparsity(step, total, initial=initial_sparsity, final=final_sparsity, power=power))
+            _apply_sparsity(model, polynomial_sparsity(step, total, initial=initial_sparsity, final=final_sparsity,
+                                                       power=power))
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 2)
+        torch.manual_seed(_offset(seed, 2))
         _apply_sparsity(model, initial_sparsity)
-        gen = torch.Generator().manual_seed(seed + 3)
+        gen = torch.Generator().manual_seed(_offset(seed, 3))
         losses = _epochs(model, x, y, epochs=epochs, batch_size=batch_size, lr=lr, l1=l1, l2=l2, gen=gen,
                          on_step=on_step, progress=progress, desc="prune")
     for m in _linears(model):
