@@ -184,11 +184,11 @@ _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
 class _Tracer(fx.Tracer):
-    """Keeps Linear layers whole (their parametrizations are read, not traced) and records code locations."""
+    """Keeps Linear layers whole (their parametrizations are read, not traced); can record code locations."""
 
-    def __init__(self):
+    def __init__(self, record_stack_traces: bool = False):
         super().__init__()
-        self.record_stack_traces = True
+        self.record_stack_traces = record_stack_traces
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_linear(m) or super().is_leaf_module(m, module_qualified_name)
@@ -263,8 +263,9 @@ def _numpy_weight(linear: nn.Linear) -> np.ndarray:
 class _Graph:
     """The fx graph of a model with the lookups the walk needs; ``path`` maps fx targets to model paths."""
 
-    def __init__(self, model: nn.Module, module: fx.GraphModule, wrapped: bool):
-        self.model, self.module, self.wrapped = model, module, wrapped
+    def __init__(self, model: nn.Module, root: nn.Module, module: fx.GraphModule, wrapped: bool):
+        self.model, self.root, self.module, self.wrapped = model, root, module, wrapped
+        self._stack_traces = None
 
     def path(self, target: str) -> str:
         if not self.wrapped:
@@ -273,6 +274,15 @@ class _Graph:
 
     def submodule(self, node: fx.Node) -> nn.Module:
         return self.module.get_submodule(node.target)
+
+    def stack_trace(self, node: fx.Node) -> str | None:
+        """Where the node's op is in the source. Only error messages need it: the model is traced again,
+        recording stack traces, which costs seconds of imports the first time in a process."""
+        if self._stack_traces is None:
+            with _eval_mode(self.model), torch.no_grad():
+                graph = _Tracer(record_stack_traces=True).trace(self.root)
+            self._stack_traces = {n.name: n.stack_trace for n in graph.nodes}
+        return self._stack_traces.get(node.name)
 
 
 def _display(path: str) -> str:
@@ -299,7 +309,7 @@ def _where(g: _Graph, node: fx.Node) -> str:
         stack = node.meta.get("nn_module_stack") or {}
         inner = [g.path(path) for path, _ in stack.values() if not (g.wrapped and path == "model")]
         parts.append(f"in the forward of module {inner[-1]!r}" if inner else "in the model's forward")
-    location = _source_line(node.stack_trace)
+    location = _source_line(g.stack_trace(node))
     if location:
         parts.append(location)
     return ", ".join(parts)
@@ -551,7 +561,7 @@ def _symbolic_trace(model: nn.Module) -> _Graph:
             f"{type(err).__name__}: {err}. Data-dependent control flow (if/for on tensor values), len() or "
             f"iteration over a tensor cannot be traced; write forward as a fixed sequence of ops"
         ) from err
-    return _Graph(model, fx.GraphModule(root, graph), wrapped)
+    return _Graph(model, root, fx.GraphModule(root, graph), wrapped)
 
 
 def _default_input(g: _Graph, nodes: list, kinds: dict) -> tuple:
