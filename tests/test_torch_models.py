@@ -1,12 +1,77 @@
-"""netmod.torch_models: the Keras-like MLP (the tracing of model objects is tested in test_tracing.py)."""
+"""netmod.torch_models: the Keras-like MLP, and weights read from saved files in an unambiguous order."""
 
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from netmod.torch_models import keras_like_mlp
+from netmod.torch_models import keras_like_mlp, load_weights
+
+
+def transposed(*linears):
+    return [lin.weight.detach().numpy().astype(np.float64).T for lin in linears]
+
+
+def assert_weights(weights, expected):
+    assert len(weights) == len(expected)
+    for w, ref in zip(weights, expected):
+        np.testing.assert_array_equal(w, ref)
+
+
+class EqualHidden(nn.Module):
+    """Three equal-shaped hidden layers, registered (and so saved) out of execution order."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(6, 5)
+        self.h2 = nn.Linear(5, 5)
+        self.h1 = nn.Linear(5, 5)
+        self.h3 = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        for layer in (self.inp, self.h1, self.h2, self.h3):
+            x = torch.relu(layer(x))
+        return self.out(x)
+
+
+class NamedChain(nn.Module):
+    """Distinct shapes: only one order chains, whatever the order of the keys."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(4, 3)
+        self.inp = nn.Linear(7, 5)
+        self.mid = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.mid(torch.relu(self.inp(x)))))
+
+
+class Cyclic(nn.Module):
+    """(4, 5) then (5, 4), or (5, 4) then (4, 5): two orders chain."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 5)
+        self.b = nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+class ScriptedCustom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.b(h + x)
 
 
 def test_import_netmod_does_not_import_torch():
@@ -26,3 +91,81 @@ def test_keras_like_mlp_is_glorot_uniform_with_zero_biases():
         assert float(lin.bias.detach().abs().sum()) == 0.0
     again = keras_like_mlp([30, 20, 10], dropout=0.5, seed=3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_state_dict_of_equal_shaped_layers_out_of_order_is_refused(tmp_path):
+    torch.save(EqualHidden().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"'h1.weight', 'h2.weight', 'h3.weight' chain in more than one order"
+                                         r".*netmod\.from_torch"):
+        load_weights(tmp_path / "m.pt")
+
+
+def test_state_dict_of_cyclic_shapes_is_refused(tmp_path):
+    torch.save(Cyclic().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"'a.weight', 'b.weight' chain in more than one order"):
+        load_weights(tmp_path / "m.pt")
+
+
+def test_sequential_with_equal_shaped_layers_is_ordered_by_index(tmp_path):
+    # Twelve layers: index 10 and 11 sort after 9 as numbers, not as strings.
+    torch.manual_seed(0)
+    layers = [nn.Linear(6, 4)] + [nn.Linear(4, 4) for _ in range(10)] + [nn.Linear(4, 2)]
+    model = nn.Sequential(*layers)
+    state = model.state_dict()
+    # Keys saved in another order than the indices: the order comes from the names, not the file.
+    shuffled = {k: state[k] for k in sorted(state, key=lambda k: (k.endswith("bias"), k))}
+    assert list(shuffled)[:3] == ["0.weight", "1.weight", "10.weight"]
+    torch.save(shuffled, tmp_path / "m.pt")
+    assert_weights(load_weights(tmp_path / "m.pt", sizes=[6] + [4] * 11 + [2]), transposed(*layers))
+    wrapped = nn.Module()
+    wrapped.net = nn.Sequential(model[:3], model[3:])  # nested: keys "net.0.2.weight", "net.1.0.weight", ...
+    torch.save(wrapped.state_dict(), tmp_path / "w.pt")
+    assert_weights(load_weights(tmp_path / "w.pt"), transposed(*layers))
+
+
+def test_sequential_keys_with_two_prefixes_are_refused(tmp_path):
+    model = nn.Module()
+    model.a = nn.Sequential(nn.Linear(3, 3))
+    model.b = nn.Sequential(nn.Linear(3, 3))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="more than one order"):
+        load_weights(tmp_path / "m.pt")
+
+
+def test_unique_chain_of_named_layers_is_accepted_in_chain_order(tmp_path):
+    torch.manual_seed(0)
+    model = NamedChain()
+    assert list(model.state_dict())[0] == "out.weight"
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    assert_weights(load_weights(tmp_path / "m.pt", sizes=[7, 5, 4, 3]), transposed(model.inp, model.mid, model.out))
+
+
+def test_weights_that_chain_in_no_order_are_refused(tmp_path):
+    torch.save({"a.weight": torch.zeros(5, 4), "b.weight": torch.zeros(3, 6)}, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"a.weight \(4, 5\), b.weight \(6, 3\)\) do not chain in any order"):
+        load_weights(tmp_path / "m.pt")
+    torch.save({"a.bias": torch.zeros(5)}, tmp_path / "b.pt")
+    with pytest.raises(ValueError, match="holds no 2-D weight tensors"):
+        load_weights(tmp_path / "b.pt")
+
+
+def test_torchscript_of_a_custom_module_is_refused(tmp_path):
+    torch.jit.save(torch.jit.script(ScriptedCustom()), tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"TorchScript archive of a \S*ScriptedCustom, not of an nn.Sequential"):
+        load_weights(tmp_path / "s.pt")
+
+
+def test_torchscript_of_a_sequential_holding_a_custom_module_is_refused(tmp_path):
+    model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), ScriptedCustom())
+    torch.jit.save(torch.jit.script(model), tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"whose module '2' is a \S*ScriptedCustom, not a built-in torch.nn module"):
+        load_weights(tmp_path / "s.pt")
+
+
+def test_torchscript_of_a_sequential_is_accepted(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 5), nn.Dropout(0.1),
+                          nn.Sequential(nn.Linear(5, 5), nn.ReLU()), nn.Linear(5, 2), nn.Softmax(dim=1))
+    torch.jit.save(torch.jit.script(model), tmp_path / "s.pt")
+    got = load_weights(tmp_path / "s.pt", sizes=[6, 5, 5, 5, 2])
+    assert_weights(got, transposed(model[1], model[3], model[5][0], model[6]))
