@@ -599,6 +599,23 @@ def test_replay_equals_model_for_functional_activations():
     replay.check_replay(model, x)
 
 
+def test_relu_only_layers_are_those_of_relu_and_inactive_dropout():
+    class Dropouts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c, self.d = nn.Linear(6, 5), nn.Linear(5, 4), nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = F.dropout(torch.relu(self.a(x)), 0.5, training=self.training)  # off in eval mode
+            h = F.dropout(self.b(h).relu(), 0.5, training=True)  # on in eval mode too
+            h = nn.functional.relu6(self.c(h))
+            return self.d(h)
+
+    model = Dropouts().train()
+    assert MlpReplay(model).relu_only == [True, False, False]
+    assert model.training
+
+
 def test_replay_keeps_cached_pre_activations_with_in_place_ops():
     class InPlace(nn.Module):
         def __init__(self):
