@@ -2,25 +2,15 @@
 
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
 
-MODULES = [
-    "netmod",
-    "netmod.graphs",
-    "netmod.spectral",
-    "netmod.results",
-    "netmod.torch_models",
-    "netmod.cli",
-    "netmod.nulls",
-    "netmod.communities",
-    "netmod.compare",
-    "netmod.datasets",
-    "netmod.training",
-    "netmod.synthetic",
-    "netmod.reproduce",
-    "netmod.lesions",
-]
+import netmod
+
+# Every module of the package (but the ``python -m netmod`` entry point) has examples.
+MODULES = ["netmod"] + sorted(f"netmod.{p.stem}" for p in Path(netmod.__file__).parent.glob("*.py")
+                              if p.stem not in ("__init__", "__main__"))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,3 +1,5 @@
+"""netmod.torch_models: the Keras-like MLP, and weights read from saved files in an unambiguous order."""
+
 import subprocess
 import sys
 
@@ -5,290 +7,71 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils import parametrizations, prune
 
-import netmod
-from netmod.torch_models import from_torch, layer_weights_from_module
+from netmod.torch_models import keras_like_mlp, load_weights
 
 
-def small_chain(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3)
-    )
+def transposed(*linears):
+    return [lin.weight.detach().numpy().astype(np.float64).T for lin in linears]
 
 
-def expected_from_state_dict(model, keys):
-    state = model.state_dict()
-    return [state[key].detach().numpy().astype(np.float64).T for key in keys]
+def assert_weights(weights, expected):
+    assert len(weights) == len(expected)
+    for w, ref in zip(weights, expected):
+        np.testing.assert_array_equal(w, ref)
 
 
-class Square(nn.Module):
-    def forward(self, x):
-        return x * x
+class EqualHidden(nn.Module):
+    """Three equal-shaped hidden layers, registered (and so saved) out of execution order."""
 
-
-class RegisteredOutOfOrder(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.last = nn.Linear(4, 3)
-        self.first = nn.Linear(6, 5)
-        self.middle = nn.Linear(5, 4)
-
-    def forward(self, x):
-        return self.last(torch.relu(self.middle(torch.relu(self.first(x)))))
-
-
-class SharedLayer(nn.Module):
     def __init__(self):
         super().__init__()
         self.inp = nn.Linear(6, 5)
-        self.shared = nn.Linear(5, 5)
+        self.h2 = nn.Linear(5, 5)
+        self.h1 = nn.Linear(5, 5)
+        self.h3 = nn.Linear(5, 5)
+        self.out = nn.Linear(5, 3)
 
     def forward(self, x):
-        return self.shared(torch.relu(self.shared(torch.relu(self.inp(x)))))
+        for layer in (self.inp, self.h1, self.h2, self.h3):
+            x = torch.relu(layer(x))
+        return self.out(x)
 
 
-class UnusedLayer(nn.Module):
+class NamedChain(nn.Module):
+    """Distinct shapes: only one order chains, whatever the order of the keys."""
+
     def __init__(self):
         super().__init__()
-        self.used = nn.Linear(6, 5)
-        self.unused = nn.Linear(5, 3)
+        self.out = nn.Linear(4, 3)
+        self.inp = nn.Linear(7, 5)
+        self.mid = nn.Linear(5, 4)
 
     def forward(self, x):
-        return self.used(x)
+        return self.out(torch.relu(self.mid(torch.relu(self.inp(x)))))
 
 
-class Slicing(nn.Module):
+class Cyclic(nn.Module):
+    """(4, 5) then (5, 4), or (5, 4) then (4, 5): two orders chain."""
+
     def __init__(self):
         super().__init__()
-        self.a = nn.Linear(6, 5)
-        self.b = nn.Linear(4, 3)
+        self.a = nn.Linear(4, 5)
+        self.b = nn.Linear(5, 4)
 
     def forward(self, x):
-        return self.b(self.a(x)[:, :4])
+        return self.b(torch.relu(self.a(x)))
 
 
-class NeedsThreeDims(nn.Module):
+class ScriptedCustom(nn.Module):
     def __init__(self):
         super().__init__()
-        self.lin = nn.Linear(6, 2)
+        self.a = nn.Linear(6, 6)
+        self.b = nn.Linear(6, 3)
 
     def forward(self, x):
-        return self.lin(x.sum(dim=2))
-
-
-def test_weights_are_state_dict_weights_transposed():
-    model = small_chain()
-    weights = layer_weights_from_module(model)
-    expected = expected_from_state_dict(model, ["0.weight", "2.weight", "4.weight"])
-    assert [w.shape for w in weights] == [(6, 5), (5, 4), (4, 3)]
-    for w, ref in zip(weights, expected):
-        assert w.dtype == np.float64
-        assert w.flags.c_contiguous
-        np.testing.assert_array_equal(w, ref)
-    assert (np.concatenate([w.ravel() for w in weights]) < 0).any()
-
-
-def test_weights_are_copies_not_views():
-    torch.manual_seed(1)
-    model = nn.Sequential(nn.Linear(1, 3), nn.ReLU(), nn.Linear(3, 1)).double()
-    before = model[2].weight.detach().clone()
-    weights = layer_weights_from_module(model)
-    assert weights[1].shape == (3, 1) and weights[1].flags.c_contiguous
-    weights[1][:] = 123.0
-    torch.testing.assert_close(model[2].weight.detach(), before)
-
-
-def test_double_precision_model():
-    model = small_chain().double()
-    weights = layer_weights_from_module(model)
-    np.testing.assert_array_equal(weights[2], model[4].weight.detach().numpy().T)
-
-
-def test_single_linear_model():
-    torch.manual_seed(0)
-    model = nn.Linear(3, 2)
-    weights = layer_weights_from_module(model)
-    assert len(weights) == 1
-    np.testing.assert_array_equal(weights[0], model.weight.detach().numpy().T)
-    graph = from_torch(model)
-    assert graph.vcount() == 5
-    assert graph.ecount() == 6
-
-
-def test_graph_of_small_chain():
-    model = small_chain()
-    graph = from_torch(model)
-    assert graph.vcount() == 6 + 5 + 4 + 3
-    assert graph.ecount() == 6 * 5 + 5 * 4 + 4 * 3
-    assert not graph.is_directed()
-    assert list(graph["layer_sizes"]) == [6, 5, 4, 3]
-    assert graph.vs["layer"] == [0] * 6 + [1] * 5 + [2] * 4 + [3] * 3
-    assert graph.vs["unit"] == list(range(6)) + list(range(5)) + list(range(4)) + list(range(3))
-    expected = expected_from_state_dict(model, ["0.weight", "2.weight", "4.weight"])
-    for w, ref in zip(graph["layer_weights"], expected):
-        np.testing.assert_array_equal(w, ref)
-
-
-def test_edge_weights_are_absolute_weights():
-    model = small_chain(seed=3)
-    graph = from_torch(model)
-    expected = expected_from_state_dict(model, ["0.weight", "2.weight", "4.weight"])
-    seen = set()
-    for edge in graph.es:
-        u, v = sorted(
-            (graph.vs[edge.source], graph.vs[edge.target]), key=lambda vx: vx["layer"]
-        )
-        assert v["layer"] == u["layer"] + 1
-        ref = expected[u["layer"]][u["unit"], v["unit"]]
-        assert edge["weight"] == abs(ref)
-        seen.add((u["layer"], u["unit"], v["unit"]))
-    assert len(seen) == sum(w.size for w in expected)
-
-
-def test_adjacency_matches_layered_reference(layered_adjacency):
-    torch.manual_seed(4)
-    model = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 4), nn.Softmax(dim=1))
-    prune.random_unstructured(model[0], name="weight", amount=0.4)
-    expected = [
-        (model[0].weight_orig * model[0].weight_mask).detach().numpy().astype(np.float64).T,
-        model[2].weight.detach().numpy().astype(np.float64).T,
-    ]
-    graph = from_torch(model)
-    adjacency = np.array(graph.get_adjacency(attribute="weight").data, dtype=np.float64)
-    np.testing.assert_array_equal(adjacency, layered_adjacency(expected))
-
-
-def test_standard_mlp_graph():
-    torch.manual_seed(0)
-    sizes = [784, 256, 256, 256, 256, 10]
-    layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-    model = nn.Sequential(nn.Flatten(), *layers[:-1])
-    graph = from_torch(model, example_input=torch.zeros(2, 1, 28, 28))
-    assert graph.vcount() == 1818
-    nonzeros = sum(
-        int(torch.count_nonzero(t)) for k, t in model.state_dict().items() if k.endswith("weight")
-    )
-    assert graph.ecount() == nonzeros
-    assert list(graph["layer_sizes"]) == sizes
-
-
-def test_execution_order_not_registration_order():
-    torch.manual_seed(0)
-    model = RegisteredOutOfOrder()
-    assert [name for name, _ in model.named_children()] == ["last", "first", "middle"]
-    expected = expected_from_state_dict(model, ["first.weight", "middle.weight", "last.weight"])
-    for example_input in (None, torch.zeros(3, 6)):
-        weights = layer_weights_from_module(model, example_input=example_input)
-        assert [w.shape for w in weights] == [(6, 5), (5, 4), (4, 3)]
-        for w, ref in zip(weights, expected):
-            np.testing.assert_array_equal(w, ref)
-    assert list(from_torch(model)["layer_sizes"]) == [6, 5, 4, 3]
-
-
-def test_sequential_with_flatten_relu_dropout():
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 3)
-    )
-    expected = expected_from_state_dict(model, ["1.weight", "4.weight"])
-    for example_input in (None, torch.ones(2, 3, 4)):
-        weights = layer_weights_from_module(model, example_input=example_input)
-        for w, ref in zip(weights, expected):
-            np.testing.assert_array_equal(w, ref)
-    assert from_torch(model).vcount() == 12 + 5 + 3
-
-
-def test_training_state_and_hooks_restored():
-    model = small_chain()
-    model.train()
-    model[1].eval()
-    modes = [m.training for m in model.modules()]
-    layer_weights_from_module(model)
-    assert [m.training for m in model.modules()] == modes
-    assert all(not m._forward_hooks for m in model.modules())
-    with pytest.raises(ValueError):
-        layer_weights_from_module(model, example_input=torch.zeros(1, 7))
-    assert [m.training for m in model.modules()] == modes
-    assert all(not m._forward_hooks for m in model.modules())
-
-
-def test_batchnorm_running_stats_untouched_on_error():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.Linear(5, 3))
-    model.train()
-    with pytest.raises(ValueError, match="BatchNorm1d"):
-        layer_weights_from_module(model, example_input=torch.randn(8, 6))
-    assert int(model[1].num_batches_tracked) == 0
-    assert model.training
-
-
-def test_pruned_weights_are_masked():
-    model = small_chain(seed=2)
-    full = sum(w.size for w in layer_weights_from_module(model))
-    for idx in (0, 2, 4):
-        prune.l1_unstructured(model[idx], name="weight", amount=0.5)
-    with torch.no_grad():
-        # The result must follow the current weight_orig, not a copy taken when pruning.
-        model[2].weight_orig.add_(1.0)
-    state = model.state_dict()
-    expected = [
-        (state[f"{i}.weight_orig"] * state[f"{i}.weight_mask"]).numpy().astype(np.float64).T
-        for i in (0, 2, 4)
-    ]
-    weights = layer_weights_from_module(model)
-    for w, ref in zip(weights, expected):
-        np.testing.assert_array_equal(w, ref)
-    nonzeros = sum(np.count_nonzero(ref) for ref in expected)
-    assert nonzeros < full
-    graph = from_torch(model)
-    assert graph.ecount() == nonzeros
-    assert graph.vcount() == 18
-
-    for idx in (0, 2, 4):
-        prune.remove(model[idx], "weight")
-    assert "0.weight_orig" not in model.state_dict()
-    after = layer_weights_from_module(model)
-    for w, ref in zip(after, expected_from_state_dict(model, ["0.weight", "2.weight", "4.weight"])):
-        np.testing.assert_array_equal(w, ref)
-    for w, ref in zip(after, expected):
-        np.testing.assert_array_equal(w, ref)
-    assert from_torch(model).ecount() == nonzeros
-
-
-def test_parametrized_linear_uses_effective_weight():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
-    parametrizations.weight_norm(model[0])
-    with torch.no_grad():
-        model[0].parametrizations.weight.original0.mul_(2.0)
-    weights = layer_weights_from_module(model)
-    np.testing.assert_allclose(weights[0], model[0].weight.detach().numpy().T, rtol=1e-6)
-
-
-def test_lazy_linear_needs_example_input():
-    model = nn.Sequential(nn.LazyLinear(5), nn.ReLU(), nn.Linear(5, 3))
-    with pytest.raises(ValueError, match="lazy"):
-        layer_weights_from_module(model)
-    weights = layer_weights_from_module(model, example_input=torch.zeros(1, 7))
-    assert [w.shape for w in weights] == [(7, 5), (5, 3)]
-
-
-def test_modules_outside_the_chain_are_allowed():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 4), nn.Unflatten(1, (2, 2)))
-    assert [w.shape for w in layer_weights_from_module(model)] == [(6, 4), (4, 4)]
-
-
-def test_public_from_torch_gives_the_same_graph():
-    model = RegisteredOutOfOrder()
-    ours, public = from_torch(model), netmod.from_torch(model, example_input=torch.zeros(1, 6))
-    assert public["layer_sizes"] == ours["layer_sizes"]
-    assert public.get_edgelist() == ours.get_edgelist()
-    assert public.es["weight"] == ours.es["weight"]
+        h = torch.relu(self.a(x))
+        return self.b(h + x)
 
 
 def test_import_netmod_does_not_import_torch():
@@ -297,68 +80,120 @@ def test_import_netmod_does_not_import_torch():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("func", [layer_weights_from_module, from_torch])
-def test_error_not_a_module(func):
-    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got list"):
-        func([nn.Linear(2, 2)])
+def test_keras_like_mlp_is_glorot_uniform_with_zero_biases():
+    model = keras_like_mlp([30, 20, 10], dropout=0.5, seed=3)
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    for lin in linears:
+        bound = (6.0 / (lin.in_features + lin.out_features)) ** 0.5
+        largest = float(lin.weight.detach().abs().max())
+        assert 0.9 * bound < largest <= bound
+        assert float(lin.bias.detach().abs().sum()) == 0.0
+    again = keras_like_mlp([30, 20, 10], dropout=0.5, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 
 
-def test_error_no_linear():
-    with pytest.raises(ValueError, match="model must contain at least one torch.nn.Linear"):
-        layer_weights_from_module(nn.Sequential(nn.ReLU(), nn.Tanh()))
+def test_state_dict_of_equal_shaped_layers_out_of_order_is_refused(tmp_path):
+    torch.save(EqualHidden().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"'h1.weight', 'h2.weight', 'h3.weight' chain in more than one order"
+                                         r".*netmod\.from_torch"):
+        load_weights(tmp_path / "m.pt")
 
 
-def test_error_conv2d_in_chain():
-    model = nn.Sequential(
-        nn.Conv2d(1, 1, 3, padding=1), nn.Flatten(), nn.Linear(16, 4), nn.ReLU(), nn.Linear(4, 2)
-    )
-    with pytest.raises(ValueError, match=r"not a chain of Linear layers.*Conv2d"):
-        from_torch(model, example_input=torch.zeros(1, 1, 4, 4))
+def test_state_dict_of_cyclic_shapes_is_refused(tmp_path):
+    torch.save(Cyclic().state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"'a.weight', 'b.weight' chain in more than one order"):
+        load_weights(tmp_path / "m.pt")
 
 
-def test_error_conv1d_between_linears_default_input():
-    model = nn.Sequential(nn.Linear(6, 5), nn.Conv1d(1, 1, 1), nn.Linear(5, 4))
-    model(torch.zeros(1, 6))
-    with pytest.raises(ValueError, match=r"not a chain of Linear layers.*'1' \(Conv1d\)"):
-        layer_weights_from_module(model)
-
-
-def test_error_parameter_free_unknown_module_between_linears():
-    model = nn.Sequential(nn.Linear(6, 5), Square(), nn.Linear(5, 4))
-    with pytest.raises(ValueError, match=r"'1' \(Square\).*not a known elementwise"):
-        layer_weights_from_module(model)
-
-
-def test_error_weight_sharing():
-    with pytest.raises(ValueError, match="Linear 'shared' ran 2 times"):
-        layer_weights_from_module(SharedLayer())
-    with pytest.raises(ValueError, match="Linear 'shared' ran 2 times"):
-        layer_weights_from_module(SharedLayer(), example_input=torch.zeros(1, 6))
-
-
-def test_error_linear_never_called():
-    with pytest.raises(ValueError, match="Linear 'unused' never ran"):
-        layer_weights_from_module(UnusedLayer())
-
-
-def test_error_sizes_do_not_chain():
-    with pytest.raises(
-        ValueError, match=r"Linear 'a' has out_features=5 .* 'b', has in_features=4"
-    ):
-        from_torch(Slicing())
-
-
-def test_error_bad_example_input():
-    model = small_chain()
-    with pytest.raises(ValueError, match="example_input could not be passed through model") as info:
-        layer_weights_from_module(model, example_input=torch.zeros(2, 7))
-    assert isinstance(info.value.__cause__, RuntimeError)
-
-
-def test_error_no_default_input_runs():
+def test_sequential_with_equal_shaped_layers_is_ordered_by_index(tmp_path):
+    # Twelve layers: index 10 and 11 sort after 9 as numbers, not as strings.
     torch.manual_seed(0)
-    model = NeedsThreeDims()
-    with pytest.raises(ValueError, match="pass example_input"):
-        layer_weights_from_module(model)
-    weights = layer_weights_from_module(model, example_input=torch.zeros(1, 6, 3))
-    np.testing.assert_array_equal(weights[0], model.lin.weight.detach().numpy().T)
+    layers = [nn.Linear(6, 4)] + [nn.Linear(4, 4) for _ in range(10)] + [nn.Linear(4, 2)]
+    model = nn.Sequential(*layers)
+    state = model.state_dict()
+    # Keys saved in another order than the indices: the order comes from the names, not the file.
+    shuffled = {k: state[k] for k in sorted(state, key=lambda k: (k.endswith("bias"), k))}
+    assert list(shuffled)[:3] == ["0.weight", "1.weight", "10.weight"]
+    torch.save(shuffled, tmp_path / "m.pt")
+    assert_weights(load_weights(tmp_path / "m.pt", sizes=[6] + [4] * 11 + [2]), transposed(*layers))
+    wrapped = nn.Module()
+    wrapped.net = nn.Sequential(model[:3], model[3:])  # nested: keys "net.0.2.weight", "net.1.0.weight", ...
+    torch.save(wrapped.state_dict(), tmp_path / "w.pt")
+    assert_weights(load_weights(tmp_path / "w.pt"), transposed(*layers))
+
+
+def test_sequential_keys_with_two_prefixes_are_refused(tmp_path):
+    model = nn.Module()
+    model.a = nn.Sequential(nn.Linear(3, 3))
+    model.b = nn.Sequential(nn.Linear(3, 3))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="more than one order"):
+        load_weights(tmp_path / "m.pt")
+
+
+def test_unique_chain_of_named_layers_is_accepted_in_chain_order(tmp_path):
+    torch.manual_seed(0)
+    model = NamedChain()
+    assert list(model.state_dict())[0] == "out.weight"
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    assert_weights(load_weights(tmp_path / "m.pt", sizes=[7, 5, 4, 3]), transposed(model.inp, model.mid, model.out))
+
+
+def test_weights_that_chain_in_no_order_are_refused(tmp_path):
+    torch.save({"a.weight": torch.zeros(5, 4), "b.weight": torch.zeros(3, 6)}, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"a.weight \(4, 5\), b.weight \(6, 3\)\) do not chain in any order"):
+        load_weights(tmp_path / "m.pt")
+    torch.save({"a.bias": torch.zeros(5)}, tmp_path / "b.pt")
+    with pytest.raises(ValueError, match=r"a\.bias \(1-D, without a Linear weight\)"):
+        load_weights(tmp_path / "b.pt")
+    torch.save({"step": 3}, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="holds no 2-D weight tensors"):
+        load_weights(tmp_path / "c.pt")
+
+
+def test_torchscript_of_a_custom_module_is_refused(tmp_path):
+    torch.jit.save(torch.jit.script(ScriptedCustom()), tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"TorchScript archive of a \S*ScriptedCustom, not of an nn.Sequential"):
+        load_weights(tmp_path / "s.pt")
+
+
+def test_torchscript_of_a_sequential_holding_a_custom_module_is_refused(tmp_path):
+    model = nn.Sequential(nn.Linear(6, 6), nn.ReLU(), ScriptedCustom())
+    torch.jit.save(torch.jit.script(model), tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"whose module '2' is a \S*ScriptedCustom, not a built-in torch.nn module"):
+        load_weights(tmp_path / "s.pt")
+
+
+def test_torchscript_of_a_sequential_is_accepted(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 5), nn.Dropout(0.1),
+                          nn.Sequential(nn.Linear(5, 5), nn.ReLU()), nn.Linear(5, 2), nn.Softmax(dim=1))
+    torch.jit.save(torch.jit.script(model), tmp_path / "s.pt")
+    got = load_weights(tmp_path / "s.pt", sizes=[6, 5, 5, 5, 2])
+    assert_weights(got, transposed(model[1], model[3], model[5][0], model[6]))
+
+
+@pytest.mark.parametrize("extra", ["batchnorm", "conv", "layernorm", "orphan-bias", "pruned-without-mask"])
+def test_state_dicts_with_other_than_linear_tensors_are_refused(tmp_path, extra):
+    if extra == "batchnorm":
+        model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+        state, match = model.state_dict(), r"1\.running_mean \(1-D\)"
+    elif extra == "conv":
+        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
+        state, match = model.state_dict(), r"0\.weight \(4-D\)"
+    elif extra == "layernorm":
+        model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3))
+        state, match = model.state_dict(), r"1\.weight \(1-D\)"
+    elif extra == "orphan-bias":
+        state = keras_like_mlp([6, 5, 3]).state_dict()
+        state["7.bias"] = torch.zeros(3)
+        match = r"7\.bias \(1-D, without a Linear weight\)"
+    else:
+        state = keras_like_mlp([6, 5, 3]).state_dict()
+        state["0.weight_orig"] = state.pop("0.weight")
+        match = r"0\.weight_orig \(pruned, without a weight_mask"
+    torch.save(state, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=match) as info:
+        load_weights(tmp_path / "m.pt")
+    assert "netmod.from_torch" in str(info.value)

@@ -214,7 +214,7 @@ def from_torch(model: Any, *, example_input: Any = None) -> ig.Graph:
     from .tracing import trace_mlp
 
     trace = trace_mlp(model, example_input=example_input)
-    return from_layers(list(trace.weights), names=["input", *trace.names])
+    return from_layers(list(trace.weights), names=["input", *(n or "<model>" for n in trace.names)])
 
 
 # --- reading an igraph.Graph ----------------------------------------------------

@@ -22,13 +22,16 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validate import check_int, check_real, check_seed
 from .nulls import combine_percentiles, empirical_p
 from .results import frozen_array, to_plain, versions
+
+if TYPE_CHECKING:
+    from .tracing import MlpReplay
 
 __all__ = [
     "LesionDependencies",
@@ -38,203 +41,9 @@ __all__ = [
 ]
 
 CATEGORIES = ("complete", "small", "important", "prunable", "other")
-_BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 
 
-class _Net:
-    """An MLP replayed layer by layer: the Linear layers and what runs between them."""
-
-    # Modules that mix units would make a lesion's effect depend on other units'
-    # values, which the low-rank update does not model.
-    _MIXING = ("Softmax", "Softmin", "LogSoftmax")
-
-    def __init__(self, model: Any) -> None:
-        import torch
-        from torch import nn
-
-        from .torch_models import (
-            _check_chain,
-            _linear_calls,
-            _trace_default,
-            _traced_modules,
-        )
-
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        traced = _traced_modules(model)
-        if not any(isinstance(m, nn.Linear) for m, _ in traced):
-            raise ValueError(f"model must contain at least one torch.nn.Linear layer, got a "
-                             f"{type(model).__name__} with none")
-        self.model = model
-        with self.eval_mode():
-            calls = _trace_default(model, traced)
-        linears = _linear_calls(traced, calls)
-        _check_chain(calls)
-        if len(linears) < 2:
-            raise ValueError(f"model must have a hidden layer (at least two Linear layers), got {len(linears)}")
-        leaves = [m for m, _ in calls if isinstance(m, nn.Linear) or next(m.children(), None) is None]
-        groups: list = [[]]
-        for m in leaves:
-            if isinstance(m, nn.Linear):
-                groups.append([])
-            else:
-                groups[-1].append(m)
-        self.pre, self.between, self.post = groups[0], groups[1:-1], groups[-1]
-        for i, mods in enumerate(self.between):
-            for m in mods:
-                if type(m).__name__ in self._MIXING:
-                    raise ValueError(f"model runs {type(m).__name__} after hidden layer {i + 1}; lesions need "
-                                     f"elementwise activations between Linear layers")
-        self.weights, self.biases = [], []
-        for m, _ in linears:
-            w = m.weight_orig * m.weight_mask if hasattr(m, "weight_orig") and hasattr(m, "weight_mask") else m.weight
-            w = w.detach().cpu()
-            self.weights.append(w)
-            self.biases.append(m.bias.detach().cpu() if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype))
-        self.dtype = self.weights[0].dtype
-        self.sizes = [int(self.weights[0].shape[1])] + [int(w.shape[0]) for w in self.weights]
-        for a, (w_in, w_out) in enumerate(zip(self.weights, self.weights[1:])):
-            if w_in.shape[0] != w_out.shape[1]:
-                raise ValueError(f"model's Linear layers do not chain: layer {a + 1} has {w_in.shape[0]} units "
-                                 f"but the next Linear takes {w_out.shape[1]} inputs")
-        # In eval mode these are ReLU or the identity, so the batched path may apply ReLU in place.
-        passive = (nn.ReLU, nn.Dropout, nn.Identity, nn.Flatten)
-        self.relu_only = [all(type(m) in passive for m in mods) and any(type(m) is nn.ReLU for m in mods)
-                          for mods in self.between]
-        with torch.no_grad(), self.eval_mode():
-            # What a lesioned unit outputs: the activation of a zero pre-activation.
-            self.dead_output = [self._act(a, torch.zeros(1, n, dtype=self.dtype))[0]
-                                for a, n in enumerate(self.sizes[1:-1], start=1)]
-
-    def eval_mode(self):
-        import contextlib
-
-        @contextlib.contextmanager
-        def manager():
-            modes = [(m, m.training) for m in self.model.modules()]
-            self.model.eval()
-            try:
-                yield
-            finally:
-                for m, mode in modes:
-                    m.training = mode
-
-        return manager()
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.sizes)
-
-    def _act(self, layer: int, z):
-        mods = self.between[layer - 1]
-        if any(getattr(m, "inplace", False) for m in mods):
-            z = z.clone()  # the caller keeps z (the cache of pre-activations)
-        for m in mods:
-            z = m(z)
-        return z
-
-    def _linear(self, i: int, h):
-        return h @ self.weights[i].T + self.biases[i]
-
-    def _output(self, z):
-        for m in self.post:
-            z = m(z)
-        return z
-
-    def forward_cache(self, x):
-        """Activations h[l] of every layer and pre-activations z[l] of every non-input layer."""
-        for m in self.pre:
-            x = m(x)
-        h, z = {0: x}, {}
-        for i in range(self.n_layers - 1):
-            z[i + 1] = self._linear(i, h[i])
-            if i + 1 < self.n_layers - 1:
-                h[i + 1] = self._act(i + 1, z[i + 1])
-        return h, z
-
-    def lesion_cache(self, h, z, layer: int, units):
-        """h and z with ``units`` of ``layer`` lesioned (a fixed lesion), layers above recomputed."""
-        import torch
-
-        units = torch.as_tensor(units, dtype=torch.long)
-        h, z = dict(h), dict(z)
-        zl = z[layer].clone()
-        zl[:, units] = 0
-        z[layer] = zl
-        h[layer] = self._act(layer, zl)
-        for i in range(layer, self.n_layers - 1):
-            z[i + 1] = self._linear(i, h[i])
-            if i + 1 < self.n_layers - 1:
-                h[i + 1] = self._act(i + 1, z[i + 1])
-        return h, z
-
-    def _act_batched(self, layer: int, z):
-        """Activation of a (draws, rows, units) block; modules see the 2-D (draws * rows, units) shape they expect."""
-        if self.relu_only[layer - 1]:
-            return z.clamp_(min=0)
-        return self._act(layer, z.reshape(-1, z.shape[-1])).view(z.shape)
-
-    def lesioned_correct(self, h, z, layer: int, draws, onehot, labels, fixed=None):
-        """Correct answers per class, (n_draws, n_classes), for each row of ``draws`` lesioned in ``layer``.
-
-        ``h``, ``z``: a cache from :meth:`forward_cache` (possibly with fixed
-        lesions below ``layer`` already applied). ``fixed``: {layer: units}
-        lesioned in every draw, for layers above ``layer``.
-        """
-        import torch
-
-        draws = torch.as_tensor(draws, dtype=torch.long)
-        n_draws, size = draws.shape
-        masks = {}
-        for b, units in (fixed or {}).items():
-            mask = torch.ones(self.sizes[b], dtype=self.dtype)
-            mask[torch.as_tensor(units, dtype=torch.long)] = 0
-            masks[b] = mask
-        n = h[layer].shape[0]
-        width = max(self.sizes[layer + 1:])
-        # Blocks of a few MiB: bigger tensors cost more in page faults and cache misses than they save.
-        rows = max(1, min(n, _BUDGET // width))
-        per_chunk = max(1, _BUDGET // (rows * width))
-        w_next = self.weights[layer].T.contiguous()  # (n_layer, n_next): rows are gathered per draw
-        dead = self.dead_output[layer - 1]
-        shift = bool(dead.any())
-        counts = torch.zeros(n_draws, onehot.shape[1], dtype=torch.float64)
-        # Large lesions are recomputed from the masked layer: no cheaper, and exact for a whole layer,
-        # where the update z - delta would leave rounding noise in place of exact ties.
-        low_rank = 2 * size <= self.sizes[layer]
-        for r0 in range(0, n, rows):
-            h_rows = h[layer][r0:r0 + rows]
-            h_t = h_rows.T.contiguous() if low_rank else None  # (n_layer, rows)
-            z_rows = z[layer + 1][r0:r0 + rows]
-            m = z_rows.shape[0]
-            for d0 in range(0, n_draws, per_chunk):
-                idx = draws[d0:d0 + per_chunk]
-                if low_rank:
-                    lost = h_t[idx]  # (d, size, rows)
-                    if shift:
-                        lost = lost - dead[idx].unsqueeze(-1)
-                    zz = torch.baddbmm(z_rows.expand(len(idx), m, -1), lost.transpose(1, 2), w_next[idx],
-                                       alpha=-1)
-                else:
-                    keep = torch.ones(len(idx), self.sizes[layer], dtype=self.dtype)
-                    keep.scatter_(1, idx, 0.0)
-                    kept = h_rows.unsqueeze(0) * keep.unsqueeze(1)
-                    if shift:
-                        kept = kept + (dead * (1 - keep)).unsqueeze(1)
-                    zz = torch.matmul(kept, w_next) + self.biases[layer]
-                for b in range(layer + 1, self.n_layers - 1):
-                    if b in masks:
-                        zz.mul_(masks[b])
-                    zz = self._act_batched(b, zz)
-                    zz = torch.addmm(self.biases[b], zz.reshape(-1, zz.shape[-1]), self.weights[b].T)
-                    zz = zz.view(len(idx), m, -1)
-                pred = self._output(zz.reshape(-1, zz.shape[-1])).argmax(dim=-1).view(len(idx), m)
-                correct = (pred == labels[r0:r0 + rows]).to(torch.float64)
-                counts[d0:d0 + per_chunk] += correct @ onehot[r0:r0 + rows]
-        return counts.numpy()
-
-
-def _dataset_tensors(dataset: Any, net: _Net):
+def _dataset_tensors(dataset: Any, net: MlpReplay):
     import torch
 
     if hasattr(dataset, "images") and hasattr(dataset, "labels"):
@@ -268,7 +77,7 @@ def _dataset_tensors(dataset: Any, net: _Net):
     return torch.as_tensor(np.ascontiguousarray(x)).to(net.dtype), y, onehot
 
 
-def _labels(partition: Any, net: _Net) -> np.ndarray:
+def _labels(partition: Any, net: MlpReplay) -> np.ndarray:
     labels = partition.labels if hasattr(partition, "labels") and hasattr(partition, "n_clusters") else partition
     a = np.asarray(labels)
     if a.dtype == object or not np.issubdtype(a.dtype, np.integer):
@@ -524,13 +333,16 @@ class _Setup:
     def __init__(self, model, partition, dataset):
         import torch
 
-        self.net = _Net(model)
+        from .tracing import MlpReplay
+
+        self.net = MlpReplay(model)
         self.labels = _labels(partition, self.net)
         self.x, self.y, self.onehot = _dataset_tensors(dataset, self.net)
         with torch.no_grad(), self.net.eval_mode():
             self.h, self.z = self.net.forward_cache(self.x)
-            self._check_replay(model)
-            logits = self.net._output(self.z[self.net.n_layers - 1])
+            # The layer-by-layer replay must reproduce model(x): catches forwards that do more than their ops.
+            self.net.check_replay(model, self.x[:64])
+            logits = self.net.output(self.z[self.net.n_layers - 1])
         correct = (logits.argmax(dim=-1) == self.y).to(torch.float64) @ self.onehot
         self.class_totals = self.onehot.sum(dim=0).numpy()
         self.base_correct = correct.numpy()
@@ -538,17 +350,6 @@ class _Setup:
         with np.errstate(invalid="ignore", divide="ignore"):
             self.base_class_accuracy = self.base_correct / self.class_totals
         self.submodules = _submodules(self.labels, self.net.sizes)
-
-    def _check_replay(self, model):
-        """The layer-by-layer replay must reproduce model(x): catches forwards that do more than their modules."""
-        import torch
-
-        x = self.x[:64]
-        expected = model(x)
-        got = self.net._output(self.net.forward_cache(x)[1][self.net.n_layers - 1])
-        if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
-            raise ValueError("model's forward is not the chain of its Linear layers and activations (functional "
-                             "code in forward?); lesion analysis needs a plain MLP")
 
     def accuracy_drops(self, correct: np.ndarray) -> tuple:
         """Accuracy drop and per-class accuracy drops of correct-count rows."""

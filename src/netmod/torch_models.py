@@ -1,7 +1,9 @@
-"""PyTorch MLPs as per-layer weight matrices and neuron graphs.
+"""PyTorch MLPs: Keras-like initialisation and weights read from saved files.
 
-This is the only netmod module that imports torch at top level; the rest of
-the package stays usable without torch installed.
+A model object in Python becomes layers through :mod:`netmod.tracing`, which
+traces its forward. This module reads files, whose code is never run. It
+imports torch at top level and is imported by netmod only when torch is
+used, so the rest of the package stays usable without torch installed.
 """
 
 from __future__ import annotations
@@ -10,338 +12,10 @@ import collections
 import io
 import pickle
 
-import numpy as np
 import torch
 from torch import nn
 
-
-__all__ = ["from_torch", "keras_like_mlp", "layer_weights_from_module", "load_weights"]
-
-_CHAIN_ERROR = "not a chain of Linear layers with elementwise activations between them"
-
-# Exact types, not isinstance: a subclass may override forward with anything.
-_ALLOWED_BETWEEN = frozenset(
-    {
-        nn.Identity,
-        nn.Flatten,
-        nn.Dropout,
-        nn.Dropout1d,
-        nn.Dropout2d,
-        nn.Dropout3d,
-        nn.AlphaDropout,
-        nn.FeatureAlphaDropout,
-        nn.ReLU,
-        nn.ReLU6,
-        nn.LeakyReLU,
-        nn.ELU,
-        nn.SELU,
-        nn.CELU,
-        nn.GELU,
-        nn.SiLU,
-        nn.Mish,
-        nn.Tanh,
-        nn.Sigmoid,
-        nn.LogSigmoid,
-        nn.Hardtanh,
-        nn.Hardsigmoid,
-        nn.Hardswish,
-        nn.Hardshrink,
-        nn.Softshrink,
-        nn.Tanhshrink,
-        nn.Softsign,
-        nn.Softplus,
-        nn.Threshold,
-        nn.Softmax,
-        nn.Softmin,
-        nn.LogSoftmax,
-    }
-)
-
-
-def _traced_modules(model):
-    """Name every module whose calls must be observed.
-
-    Linear layers count as units: their own children (parametrizations, for
-    example) run whenever the weight is read and say nothing about the chain.
-    """
-    names = {}
-
-    def visit(module, name):
-        if id(module) in names:
-            return
-        names[id(module)] = (module, name or "<model>")
-        if isinstance(module, nn.Linear):
-            return
-        for child_name, child in module.named_children():
-            visit(child, f"{name}.{child_name}" if name else child_name)
-
-    visit(model, "")
-    return list(names.values())
-
-
-def _describe(module, name):
-    return f"{name!r} ({type(module).__name__})"
-
-
-def _trace(model, traced, example_input):
-    """Run one forward pass and return the modules in the order they finished."""
-    calls = []
-    handles = []
-    try:
-        for module, name in traced:
-            handles.append(
-                module.register_forward_hook(
-                    lambda mod, args, out, _name=name: calls.append((mod, _name))
-                )
-            )
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls
-
-
-def _linear_calls(traced, calls):
-    """Check that every Linear ran exactly once; return them in execution order."""
-    linears = [(m, n) for m, n in traced if isinstance(m, nn.Linear)]
-    counts = {}
-    for module, _ in calls:
-        counts[id(module)] = counts.get(id(module), 0) + 1
-    for module, name in linears:
-        count = counts.get(id(module), 0)
-        if count > 1:
-            raise ValueError(
-                f"model must call each Linear layer once (shared weights are not a "
-                f"layered MLP), but Linear {name!r} ran {count} times"
-            )
-        if count == 0:
-            raise ValueError(
-                f"model must call every Linear layer in forward, but Linear {name!r} "
-                f"never ran"
-            )
-    return [(m, n) for m, n in calls if isinstance(m, nn.Linear)]
-
-
-def _check_chain(calls):
-    positions = [i for i, (m, _) in enumerate(calls) if isinstance(m, nn.Linear)]
-    first, last = positions[0], positions[-1]
-    for i, (module, name) in enumerate(calls):
-        if isinstance(module, nn.Linear):
-            continue
-        has_state = any(True for _ in module.parameters(recurse=False)) or any(
-            True for _ in module.buffers(recurse=False)
-        )
-        if has_state:
-            raise ValueError(
-                f"model is {_CHAIN_ERROR}: module {_describe(module, name)} has "
-                f"parameters or buffers and runs in forward"
-            )
-        is_leaf = next(module.children(), None) is None
-        if is_leaf and first < i < last and type(module) not in _ALLOWED_BETWEEN:
-            raise ValueError(
-                f"model is {_CHAIN_ERROR}: module {_describe(module, name)} runs "
-                f"between Linear layers and is not a known elementwise or "
-                f"shape-only module"
-            )
-
-
-def _effective_weight(linear):
-    # While torch.nn.utils.prune is active, `weight` is a plain attribute that
-    # only prune's forward pre-hook refreshes; the product does not depend on
-    # that hook having run since weight_orig or the mask last changed.
-    if hasattr(linear, "weight_orig") and hasattr(linear, "weight_mask"):
-        weight = linear.weight_orig * linear.weight_mask
-    else:
-        weight = linear.weight
-    weight = weight.detach().to(device="cpu", dtype=torch.float64)
-    # np.array copies, so the result never aliases the model's storage (a
-    # transposed (1, n) tensor would otherwise already be contiguous).
-    return np.array(weight.numpy().T, dtype=np.float64, order="C")
-
-
-def _default_inputs(traced):
-    seen = set()
-    for module, _ in traced:
-        if isinstance(module, nn.Linear) and module.in_features not in seen:
-            seen.add(module.in_features)
-            weight = module.weight
-            yield torch.zeros(1, module.in_features, dtype=weight.dtype, device=weight.device)
-
-
-def _trace_default(model, traced):
-    """Trace with the first zero input that runs and calls every Linear once."""
-    first_error = None
-    for candidate in _default_inputs(traced):
-        try:
-            calls = _trace(model, traced, candidate)
-        except Exception:
-            continue
-        try:
-            _linear_calls(traced, calls)
-        except ValueError as err:
-            first_error = first_error or err
-            continue
-        return calls
-    if first_error is not None:
-        raise first_error
-    raise ValueError(
-        "model does not run on torch.zeros(1, in_features) for the in_features of "
-        "any of its Linear layers; pass example_input"
-    )
-
-
-def layer_weights_from_module(model, *, example_input=None):
-    """Signed weight matrices of an MLP's Linear layers, in execution order.
-
-    Forward hooks record which modules run during one forward pass (in eval
-    mode, without gradients); the Linear layers are returned in the order they
-    ran, which need not be the order they were registered in. Biases are
-    ignored.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A chain of ``nn.Linear`` layers, each called exactly once, with only
-        parameter-free elementwise or shape-only modules (ReLU, Tanh, Sigmoid,
-        GELU, Softmax, Dropout, Flatten, Identity, ...) between them. Pruning
-        masks from ``torch.nn.utils.prune`` are applied. Functional code in a
-        ``forward`` (skip connections, ``torch.cat``) is invisible to hooks
-        and is not detected.
-    example_input : torch.Tensor, optional
-        Passed as ``model(example_input)`` to find the execution order. If
-        None, ``torch.zeros(1, in_features)`` is tried for the Linear layers
-        in registration order and the first input that runs and calls every
-        Linear layer once is used.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        One float64 C-contiguous array per Linear layer, of shape
-        ``(in_features, out_features)``: the transpose of ``weight``, signed,
-        with any pruning mask applied. The arrays are copies.
-
-    Raises
-    ------
-    TypeError
-        If `model` is not a ``torch.nn.Module``.
-    ValueError
-        If `model` has no Linear layer; if `example_input` cannot be passed
-        through `model` (or, without it, no zero input runs); if a Linear layer
-        runs more than once or never; if consecutive Linear layers do not
-        chain (``out_features`` of one != ``in_features`` of the next); if a
-        module with parameters or buffers other than Linear runs, or a module
-        that is not known to be elementwise or shape-only runs between Linear
-        layers.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> from netmod.torch_models import layer_weights_from_module
-    >>> _ = torch.manual_seed(0)
-    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    >>> [w.shape for w in layer_weights_from_module(model)]
-    [(4, 3), (3, 2)]
-    >>> bool((layer_weights_from_module(model)[1] == model[2].weight.detach().numpy().T).all())
-    True
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    traced = _traced_modules(model)
-    if not any(isinstance(m, nn.Linear) for m, _ in traced):
-        raise ValueError(
-            f"model must contain at least one torch.nn.Linear layer, got a "
-            f"{type(model).__name__} with none"
-        )
-    if example_input is None and any(
-        nn.parameter.is_lazy(p) for p in model.parameters()
-    ):
-        raise ValueError(
-            "model has uninitialized lazy parameters; pass example_input so a "
-            "forward pass can materialize them"
-        )
-
-    training = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        if example_input is None:
-            calls = _trace_default(model, traced)
-        else:
-            try:
-                calls = _trace(model, traced, example_input)
-            except Exception as err:
-                raise ValueError(
-                    f"example_input could not be passed through model: "
-                    f"{type(err).__name__}: {err}"
-                ) from err
-    finally:
-        for module, mode in training:
-            module.training = mode
-
-    linears = _linear_calls(traced, calls)
-    _check_chain(calls)
-    weights = [_effective_weight(m) for m, _ in linears]
-    for (w_in, (_, name_in)), (w_out, (_, name_out)) in zip(
-        zip(weights, linears), zip(weights[1:], linears[1:])
-    ):
-        if w_in.shape[1] != w_out.shape[0]:
-            raise ValueError(
-                f"model is {_CHAIN_ERROR}: Linear {name_in!r} has out_features="
-                f"{w_in.shape[1]} but the next Linear to run, {name_out!r}, has "
-                f"in_features={w_out.shape[0]}"
-            )
-    return weights
-
-
-def from_torch(model, *, example_input=None):
-    """The neuron graph of an MLP.
-
-    One vertex per unit of every layer (inputs first, then each Linear
-    layer's outputs, in execution order) and an edge of weight ``|w|`` for
-    every nonzero weight, as built by :func:`netmod.graphs.from_layers` from
-    :func:`layer_weights_from_module`.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A chain of Linear layers with elementwise activations between them;
-        see :func:`layer_weights_from_module`.
-    example_input : torch.Tensor, optional
-        Input for the forward pass that finds the execution order; see
-        :func:`layer_weights_from_module`.
-
-    Returns
-    -------
-    igraph.Graph
-        Undirected graph with vertex attributes ``layer`` and ``unit``, edge
-        attribute ``weight`` and graph attributes ``layer_sizes`` and
-        ``layer_weights`` (the signed ``(in, out)`` matrices).
-
-    Raises
-    ------
-    TypeError
-        If `model` is not a ``torch.nn.Module``.
-    ValueError
-        If `model` is not a chain of Linear layers, or `example_input` cannot
-        be passed through it; see :func:`layer_weights_from_module`.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> from netmod.torch_models import from_torch
-    >>> _ = torch.manual_seed(0)
-    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    >>> graph = from_torch(model)
-    >>> graph.vcount(), graph.ecount()
-    (9, 18)
-    >>> list(graph["layer_sizes"])
-    [4, 3, 2]
-    """
-    from .graphs import from_layers
-
-    return from_layers(layer_weights_from_module(model, example_input=example_input))
+__all__ = ["keras_like_mlp", "load_weights"]
 
 
 def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
@@ -402,8 +76,27 @@ def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
     return nn.Sequential(*layers)
 
 
+# The torch.nn modules a TorchScript archive may hold. The archive's forward
+# code is never run, so netmod trusts only modules whose forward it knows:
+# an nn.Sequential runs its children in index order, and these children are
+# Linear layers or parameter-free elementwise (or, as Flatten on 2-D data,
+# shape-only) modules.
+_ARCHIVE_MODULES = frozenset(
+    f"{t.__module__}.{t.__name__}"
+    for t in (
+        nn.Sequential, nn.Linear, nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d,
+        nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU,
+        nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh, nn.Sigmoid, nn.LogSigmoid, nn.Hardtanh,
+        nn.Hardsigmoid, nn.Hardswish, nn.Hardshrink, nn.Softshrink, nn.Tanhshrink, nn.Softsign,
+        nn.Softplus, nn.Threshold, nn.Softmax, nn.Softmin, nn.LogSoftmax,
+    )
+)
+
+
 class _ScriptObject:
     """The attributes of one pickled TorchScript object (module), without its code."""
+
+    qualname = ""
 
     def __init__(self, *args):
         self.attrs = {}
@@ -414,8 +107,9 @@ class _ScriptObject:
 
 class _ScriptUnpickler(pickle.Unpickler):
     """Reads a TorchScript archive's data.pkl: TorchScript classes become plain
-    attribute holders, tensors are rebuilt from the archive's storages, and
-    every other global is refused, so nothing from the file is executed."""
+    attribute holders that remember their class name, tensors are rebuilt from
+    the archive's storages, and every other global is refused, so nothing from
+    the file is executed."""
 
     def __init__(self, data, archive, prefix):
         super().__init__(io.BytesIO(data))
@@ -423,7 +117,9 @@ class _ScriptUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if module.startswith("__torch__."):
-            return type(name, (_ScriptObject,), {})
+            # TorchScript mangles the names of distinct types of one class: ...container.___torch_mangle_3.Sequential.
+            parts = [p for p in module[len("__torch__."):].split(".") if not p.startswith("___torch_mangle_")]
+            return type(name, (_ScriptObject,), {"qualname": ".".join([*parts, name])})
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return torch._utils._rebuild_tensor_v2
         if (module, name) == ("collections", "OrderedDict"):
@@ -439,8 +135,8 @@ class _ScriptUnpickler(pickle.Unpickler):
                                   dtype=storage_type.dtype, _internal=True)
 
 
-def _script_state(path):
-    """Tensors of a TorchScript archive by attribute path ("0.weight"), in order."""
+def _script_root(path):
+    """The root module object of a TorchScript archive, read without running it."""
     import warnings
     import zipfile
 
@@ -448,32 +144,231 @@ def _script_state(path):
         warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation
         name = next(n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl"))
         root = _ScriptUnpickler(archive.read(name), archive, name[: -len("data.pkl")]).load()
+    if not isinstance(root, _ScriptObject):
+        raise ValueError(f"the archive holds a {type(root).__name__}, not a module")
+    return root
+
+
+def _script_state(root, path):
+    """Tensors of a TorchScript module by attribute path ("0.weight"), in execution order.
+
+    Refuses archives of modules other than an nn.Sequential of the modules in
+    _ARCHIVE_MODULES: a custom forward could hold skips, which the attributes
+    do not show.
+    """
     state = collections.OrderedDict()
 
     def walk(obj, prefix):
-        for key, value in obj.attrs.items():
+        if obj.qualname not in _ARCHIVE_MODULES:
+            where = f"module {prefix[:-1]!r}" if prefix else "its root module"
+            raise ValueError(
+                f"path {path!r} is a TorchScript archive whose {where} is a {obj.qualname or 'TorchScript object'}, "
+                f"not a built-in torch.nn module; netmod never runs an archive's code, so it reads only "
+                f"nn.Sequential archives of Linear layers and parameter-free elementwise modules (a custom "
+                f"forward could hold skip connections). Save the model's state_dict instead, or analyse the "
+                f"model object in Python with netmod.from_torch, which traces its forward"
+            )
+        # A Sequential runs its children in index order, whatever the order of the pickled attributes.
+        items = sorted(obj.attrs.items(), key=lambda kv: (0, int(kv[0])) if kv[0].isdigit() else (1, 0))
+        for key, value in items:
             if isinstance(value, _ScriptObject):
                 walk(value, f"{prefix}{key}.")
             elif torch.is_tensor(value):
                 state[prefix + key] = value
 
-    if not isinstance(root, _ScriptObject):
-        raise ValueError(f"the archive holds a {type(root).__name__}, not a module")
+    if root.qualname != "torch.nn.modules.container.Sequential":
+        kind = root.qualname or "TorchScript object"
+        raise ValueError(
+            f"path {path!r} is a TorchScript archive of a {kind}, not of an nn.Sequential; netmod never runs "
+            f"an archive's code, so it cannot know the order and connections of a custom forward (skip "
+            f"connections). Save an nn.Sequential (or the state_dict), or analyse the model object in Python "
+            f"with netmod.from_torch, which traces its forward"
+        )
     walk(root, "")
     return state
+
+
+def _chain_orders(shapes, limit):
+    """Up to ``limit`` orders (tuples of indices) of the (in, out) ``shapes`` in which each out equals the next in."""
+    n = len(shapes)
+    found = []
+    used = [False] * n
+
+    def extend(order):
+        if len(found) >= limit:
+            return
+        if len(order) == n:
+            found.append(tuple(order))
+            return
+        for j in range(n):
+            if not used[j] and (not order or shapes[order[-1]][1] == shapes[j][0]):
+                used[j] = True
+                order.append(j)
+                extend(order)
+                order.pop()
+                used[j] = False
+
+    if _may_chain(shapes):
+        extend([])
+    return found
+
+
+def _may_chain(shapes):
+    """Whether the shapes, as edges in -> out of a multigraph of sizes, admit a trail using each once (Euler)."""
+    out_deg = collections.Counter(a for a, _ in shapes)
+    in_deg = collections.Counter(b for _, b in shapes)
+    sizes = set(out_deg) | set(in_deg)
+    starts = [s for s in sizes if out_deg[s] - in_deg[s] == 1]
+    ends = [s for s in sizes if in_deg[s] - out_deg[s] == 1]
+    balanced = all(abs(out_deg[s] - in_deg[s]) <= 1 for s in sizes)
+    if not balanced or len(starts) > 1 or len(ends) > 1 or len(starts) != len(ends):
+        return False
+    neighbours = collections.defaultdict(set)
+    for a, b in shapes:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, todo = set(), [shapes[0][0]]
+    while todo:
+        s = todo.pop()
+        if s not in seen:
+            seen.add(s)
+            todo.extend(neighbours[s])
+    return seen == sizes
+
+
+def _sequential_index(key):
+    """("net.", (5, 0)) for the key "net.5.0.weight" of nested nn.Sequential layers; None unless the module
+    path ends in integers (other names do not say in which order the modules run)."""
+    parts = key.split(".")
+    if parts[-1] not in ("weight", "weight_orig"):
+        return None
+    head = parts[:-1]
+    n_int = 0
+    while n_int < len(head) and head[len(head) - 1 - n_int].isdigit():
+        n_int += 1
+    if n_int == 0:
+        return None
+    prefix = ".".join(head[: len(head) - n_int])
+    return prefix, tuple(int(p) for p in head[len(head) - n_int:])
+
+
+def _check_chain(path, keys, weights):
+    for i in range(1, len(weights)):
+        if weights[i].shape[0] != weights[i - 1].shape[1]:
+            raise ValueError(
+                f"path {path!r}: weight {keys[i]!r} has {weights[i].shape[0]} inputs but the layer before it, "
+                f"{keys[i - 1]!r}, has {weights[i - 1].shape[1]} outputs; not a chain of Linear layers"
+            )
+
+
+def _order_weights(path, keys, weights):
+    """The weights in chain order: the one order that chains by shape, or Sequential index order; else refuse."""
+    shapes = [w.shape for w in weights]
+    orders = _chain_orders(shapes, limit=64)
+    if not orders:
+        listed = ", ".join(f"{k} {tuple(s)}" for k, s in zip(keys, shapes))
+        raise ValueError(
+            f"path {path!r}: the 2-D weights (as (in, out): {listed}) do not chain in any order (out_features "
+            f"of one layer = in_features of the next); not a chain of Linear layers"
+        )
+    if len(orders) == 1:
+        return [weights[i] for i in orders[0]]
+    indices = [_sequential_index(k) for k in keys]
+    if all(indices) and len({prefix for prefix, _ in indices}) == 1:
+        by_index = sorted(range(len(keys)), key=lambda i: indices[i][1])
+        if all(shapes[a][1] == shapes[b][0] for a, b in zip(by_index, by_index[1:])):
+            return [weights[i] for i in by_index]
+    counts = collections.Counter(shapes)
+    ambiguous = sorted(
+        {keys[i] for i in range(len(keys)) if counts[shapes[i]] > 1}
+        | {keys[o[p]] for o in orders for p in range(len(keys)) if o[p] != orders[0][p]}
+    )
+    raise ValueError(
+        f"path {path!r}: the 2-D weights {', '.join(map(repr, ambiguous))} chain in more than one order "
+        f"(equal-shaped or cyclic layers), and their names do not give it (nn.Sequential keys such as "
+        f"'0.weight', 'net.2.weight', one prefix for all); a state_dict does not record the execution order. "
+        f"Save the model as an nn.Sequential, or analyse the model object in Python with netmod.from_torch, "
+        f"which traces its forward"
+    )
+
+
+def _linear_weights(path, state):
+    """(keys, (in, out) float64 weights) of the Linear layers of a state_dict, in key order.
+
+    Every tensor must belong to a Linear layer: a 2-D ``weight`` (or a pruned
+    ``weight_orig`` with its ``weight_mask``) and a 1-D ``bias`` of its
+    out_features. Anything else (BatchNorm statistics, convolution kernels,
+    LayerNorm scales) would be left out of the graph without a word, so it is
+    refused.
+    """
+    def module(key):
+        return key.rpartition(".")[0]
+
+    linears, foreign = {}, []
+    for key, value in state.items():
+        if not torch.is_tensor(value):
+            continue
+        leaf = key.rpartition(".")[2]
+        if leaf in ("weight", "weight_orig") and value.dim() == 2:
+            if module(key) in linears:
+                foreign.append(f"{key} (a second weight of {module(key) or 'the model'!r})")
+            linears[module(key)] = key
+        elif leaf in ("weight_mask", "bias"):
+            continue  # checked against their layer's weight below
+        else:
+            foreign.append(f"{key} ({value.dim()}-D)")
+    keys, weights = [], []
+    for name, key in linears.items():
+        value = state[key]
+        prefix = f"{name}." if name else ""
+        if key.endswith("weight_orig"):
+            mask = state.get(prefix + "weight_mask")
+            if not (torch.is_tensor(mask) and mask.shape == value.shape):
+                foreign.append(f"{key} (pruned, without a weight_mask of its shape)")
+                continue
+            value = value * mask
+        bias = state.get(prefix + "bias")
+        if bias is not None and not (torch.is_tensor(bias) and bias.shape == (value.shape[0],)):
+            foreign.append(f"{prefix}bias (shape {tuple(bias.shape)} for a weight of shape {tuple(value.shape)})")
+        keys.append(key)
+        weights.append(value.detach().to(torch.float64).cpu().numpy().T.copy())
+    for key, value in state.items():
+        leaf, name = key.rpartition(".")[2], module(key)
+        if torch.is_tensor(value) and leaf in ("weight_mask", "bias") and name not in linears:
+            foreign.append(f"{key} ({value.dim()}-D, without a Linear weight)")
+    if foreign:
+        raise ValueError(
+            f"path {path!r} holds tensors that are not Linear weights or biases: {', '.join(foreign[:6])}"
+            f"{', ...' if len(foreign) > 6 else ''}. netmod reads saved MLPs (Linear layers only) from files; "
+            "for any other network pass the model object to netmod.from_torch, which traces its forward"
+        )
+    if not weights:
+        raise ValueError(f"path {path!r} holds no 2-D weight tensors")
+    return keys, weights
 
 
 def load_weights(path, *, sizes=None):
     """Per-layer (in, out) weights of an MLP saved as a state_dict or TorchScript file.
 
     A state_dict is read with ``torch.load(..., weights_only=True)``, which
-    never runs code from the file. Its 2-D ``*.weight`` tensors are taken in
-    the order they were saved (PyTorch saves in module registration order);
-    pruned entries (``*.weight_orig`` with ``*.weight_mask``) give the
-    effective weights. A TorchScript archive is read the same way from its
-    pickled attributes, without ``torch.jit.load``: its code is never run,
-    and an archive whose pickle names anything but TorchScript objects and
-    tensors is refused.
+    never runs code from the file; its 2-D ``*.weight`` tensors are the
+    layers, and pruned entries (``*.weight_orig`` with ``*.weight_mask``) give
+    the effective weights. A TorchScript archive is read the same way from
+    its pickled attributes, without ``torch.jit.load``: its code is never run,
+    an archive whose pickle names anything but TorchScript objects and tensors
+    is refused, and so is an archive of anything but an ``nn.Sequential`` of
+    built-in Linear and parameter-free elementwise modules (a custom forward
+    could hold skip connections that the attributes do not show).
+
+    A file does not record the order in which the layers run, so it is
+    found from the shapes: when exactly one order of the matrices chains
+    (each layer's out_features = the next one's in_features) it is used,
+    whatever the order of the keys. When several orders chain (equal-shaped
+    hidden layers), the names must give it: ``nn.Sequential`` keys
+    ``<prefix><index>.weight`` (``"0.weight"``, ``"net.2.weight"``, nested
+    ``"net.1.0.weight"``) with one common prefix are ordered by index;
+    anything else is refused. A TorchScript ``nn.Sequential`` runs in index
+    order, which is used.
 
     Parameters
     ----------
@@ -484,11 +379,15 @@ def load_weights(path, *, sizes=None):
     Returns
     -------
     list of ndarray
+        float64 ``(in, out)`` matrices, in chain order.
 
     Raises
     ------
     ValueError
-        If the file holds no chain of Linear weights, or not the given sizes.
+        If the file cannot be read safely, holds no 2-D weights, a
+        TorchScript archive holds modules other than the above, the weights
+        do not chain, or chain in several orders that the names do not
+        settle, or do not have the given sizes.
 
     Examples
     --------
@@ -508,36 +407,26 @@ def load_weights(path, *, sizes=None):
             is_script = any("/code/" in name or name.startswith("code/") for name in archive.namelist())
     if is_script:
         try:
-            state = _script_state(path)
-        except Exception as exc:  # noqa: BLE001 - refused global or corrupt archive
-            raise ValueError(f"path {path!r} is not a loadable TorchScript archive (its code is never run): {exc}") from exc
+            root = _script_root(path)
+        except Exception as exc:  # noqa: BLE001 - refused global or corrupt archive, re-raised with its cause
+            raise ValueError(
+                f"path {path!r} is not a loadable TorchScript archive (its code is never run): {exc}"
+            ) from exc
+        state = _script_state(root, path)
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling refusal or corrupt file
+        except Exception as exc:  # noqa: BLE001 - any unpickling refusal or corrupt file, re-raised with its cause
             raise ValueError(f"path {path!r} is not a loadable state_dict (weights_only=True): {exc}") from exc
     if isinstance(state, nn.Module):
         state = state.state_dict()
     if not isinstance(state, dict):
         raise ValueError(f"path {path!r} holds a {type(state).__name__}, not a state_dict")
-    weights = []
-    for key, value in state.items():
-        if not torch.is_tensor(value) or value.dim() != 2:
-            continue
-        if key.endswith(".weight_orig"):
-            mask = state.get(key[: -len("_orig")] + "_mask")
-            value = value * mask if mask is not None else value
-        elif not key.endswith("weight") or key.endswith("_mask"):
-            continue
-        weights.append(value.detach().to(torch.float64).cpu().numpy().T.copy())
-    if not weights:
-        raise ValueError(f"path {path!r} holds no 2-D weight tensors")
-    for i in range(1, len(weights)):
-        if weights[i].shape[0] != weights[i - 1].shape[1]:
-            raise ValueError(
-                f"path {path!r}: weight {i} has {weights[i].shape[0]} inputs but weight {i - 1} "
-                f"has {weights[i - 1].shape[1]} outputs; not a chain of Linear layers"
-            )
+    keys, weights = _linear_weights(path, state)
+    if is_script:
+        _check_chain(path, keys, weights)  # an nn.Sequential of known modules: its order is the execution order
+    else:
+        weights = _order_weights(path, keys, weights)
     found = [weights[0].shape[0]] + [w.shape[1] for w in weights]
     if sizes is not None and [int(s) for s in sizes] != found:
         raise ValueError(f"sizes {list(sizes)} do not match the saved layers {found}")

@@ -1,35 +1,1078 @@
-"""Torch models to layers (placeholder: the fx tracer replaces this module)."""
+"""A PyTorch MLP's forward traced with torch.fx: its Linear layers in execution order, and a replay.
+
+:func:`trace_mlp` is the one way a torch model becomes layers in netmod.
+``torch.fx`` records every operation of ``forward`` (modules, functions such
+as ``torch.relu`` and ``+``, tensor methods), so a skip connection or a
+concatenation written as plain code is seen and refused instead of being
+mistaken for a chain. A walk over the recorded graph gives every tensor the
+layer whose units its features are (see :class:`TracedOp`); one handler per
+kind of op (``_HANDLERS``) decides what an op does to them.
+
+:class:`MlpReplay` replays a traced MLP layer by layer with cached
+activations and low-rank updates, which lesion analysis needs.
+
+This module imports torch at top level; netmod imports it only when a torch
+model is analysed, so ``import netmod`` stays torch-free. It imports no other
+netmod module.
+"""
 
 from __future__ import annotations
 
+import builtins
+import contextlib
+import operator
+import os
+import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
 
-from .torch_models import layer_weights_from_module
+__all__ = ["MlpReplay", "MlpTrace", "TracedOp", "mlp_weights", "trace_mlp"]
 
-__all__ = ["MlpTrace", "mlp_weights", "trace_mlp"]
+_BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
+_CHAIN = "netmod's MLP graph is a chain of Linear layers with elementwise operations between them"
+
+# Parameter-free torch.nn modules, by exact type (a subclass may override
+# forward with anything), and what each computes in eval mode: "relu",
+# "identity" or "other" (some other elementwise function).
+_ELEMENTWISE_MODULES = {
+    nn.Identity: "identity",
+    nn.Dropout: "identity",
+    nn.Dropout1d: "identity",
+    nn.Dropout2d: "identity",
+    nn.Dropout3d: "identity",
+    nn.AlphaDropout: "identity",
+    nn.FeatureAlphaDropout: "identity",
+    nn.ReLU: "relu",
+    **{
+        t: "other"
+        for t in (
+            nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
+            nn.Sigmoid, nn.LogSigmoid, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish, nn.Hardshrink,
+            nn.Softshrink, nn.Tanhshrink, nn.Softsign, nn.Softplus, nn.Threshold,
+        )
+    },
+}
+_SOFTMAX_MODULES = frozenset({nn.Softmax, nn.Softmin, nn.LogSoftmax})
+_RESHAPE_MODULES = frozenset({nn.Flatten, nn.Unflatten})
+
+_DROPOUT_FUNCTIONS = frozenset(
+    {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout}
+)
+_ELEMENTWISE_FUNCTIONS = {
+    torch.relu: "relu",
+    torch.relu_: "relu",
+    F.relu: "relu",
+    F.relu_: "relu",
+    **{f: "identity" for f in _DROPOUT_FUNCTIONS},  # only with training=False; see _effect
+    **{
+        f: "other"
+        for f in (
+            torch.sigmoid, torch.tanh, torch.exp, torch.abs, torch.neg, torch.clamp, torch.clip,
+            torch.add, torch.sub, torch.mul, torch.div, torch.true_divide, torch.pow,
+            F.sigmoid, F.tanh, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu, F.mish,
+            F.hardtanh, F.hardsigmoid, F.hardswish, F.hardshrink, F.softshrink, F.tanhshrink,
+            F.softsign, F.softplus, F.threshold, F.logsigmoid,
+            operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
+            operator.pow, operator.neg, operator.pos, operator.abs,
+        )
+    },
+}
+_ELEMENTWISE_METHODS = {
+    "relu": "relu",
+    "relu_": "relu",
+    **{
+        m: "other"
+        for m in (
+            "sigmoid", "tanh", "exp", "abs", "neg", "clamp", "clip", "clamp_", "add", "sub", "mul",
+            "div", "true_divide", "pow", "add_", "sub_", "mul_", "div_", "float", "double",
+        )
+    },
+}
+_SOFTMAX_FUNCTIONS = frozenset({F.softmax, F.softmin, F.log_softmax, torch.softmax, torch.log_softmax})
+_SOFTMAX_METHODS = frozenset({"softmax", "log_softmax"})
+_RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape})
+_RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "contiguous"})
+_METADATA_METHODS = frozenset({"size", "dim"})
+_METADATA_ATTRIBUTES = frozenset({"shape", "ndim"})
+# Arithmetic and indexing on shapes and sizes (x.size(0) * 2, x.shape[0]) is metadata too.
+_METADATA_FUNCTIONS = frozenset(
+    {operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv}
+)
+_COMBINING_FUNCTIONS = frozenset(
+    {torch.cat, torch.concat, torch.concatenate, torch.stack, torch.hstack, torch.vstack, torch.matmul,
+     torch.mm, torch.bmm, torch.einsum, operator.matmul, F.linear, F.bilinear}
+)
+_COMBINING_METHODS = frozenset({"matmul", "mm", "bmm", "expand_as", "view_as", "reshape_as"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
+class TracedOp:
+    """One node of a traced forward and the units its output holds.
+
+    Attributes
+    ----------
+    node : torch.fx.Node
+        The node in :attr:`MlpTrace.graph_module`'s graph.
+    kind : str
+        ``"input"``, ``"linear"``, ``"elementwise"`` (an activation, dropout,
+        or arithmetic with a constant), ``"softmax"`` (softmax, softmin,
+        log-softmax over the features), ``"reshape"``, ``"metadata"`` (a
+        size or shape, not a tensor) or ``"output"``.
+    op : str
+        What runs: the module's class name (``"Linear"``, ``"ReLU"``), the
+        function's or method's name (``"relu"``, ``"add"``, ``"view"``).
+    layer : int or None
+        The layer whose units the output's features are: 0 for the input
+        (and anything computed from it before the first Linear layer), ``i``
+        for the output of the ``i``-th Linear layer and the elementwise ops
+        applied to it; None for metadata.
+    shape : tuple of int or None
+        Shape of the output on the traced input; None for metadata.
+    path : str or None
+        Module path of a module call (``"0"``, ``"encoder.fc1"``; ``""`` for
+        the model itself); None for functions and methods.
+    inputs : tuple of torch.fx.Node
+        The tensors the op computes from (one for every kind but
+        ``"input"``, none for ``"input"`` and for metadata of metadata).
+    """
+
+    node: fx.Node
+    kind: str
+    op: str
+    layer: int | None
+    shape: tuple | None
+    path: str | None
+    inputs: tuple
+
+
+@dataclass(frozen=True, eq=False)
 class MlpTrace:
+    """The Linear layers of a traced MLP and every op of its forward.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Module path of each Linear layer, in execution order (``("0", "2",
+        "4")`` for an ``nn.Sequential``; ``("",)`` for a bare ``nn.Linear``).
+    weights : tuple of numpy.ndarray
+        Each layer's effective weight, transposed to ``(in_features,
+        out_features)``: signed float64, C-contiguous, read-only copies
+        (pruning masks and parametrizations applied; biases ignored).
+    sizes : tuple of int
+        The input size, then each layer's ``out_features``.
+    ops : tuple of TracedOp
+        Every node of the forward in execution order (the graph's order),
+        from the ``"input"`` to the ``"output"``.
+    graph_module : torch.fx.GraphModule
+        The traced forward. Its submodules are the model's own modules, not
+        copies; the trace is of the model in eval mode.
+    """
+
     names: tuple
     weights: tuple
+    sizes: tuple
+    ops: tuple
+    graph_module: fx.GraphModule
+
+
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
+
+
+class _Tracer(fx.Tracer):
+    """Keeps Linear layers whole (their parametrizations are read, not traced); can record code locations."""
+
+    def __init__(self, record_stack_traces: bool = False):
+        super().__init__()
+        self.record_stack_traces = record_stack_traces
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _is_linear(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+class _Root(nn.Module):
+    """Holds a model that fx would not trace into (a bare Linear, ReLU, ...), so its call is a node."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class _Shapes(fx.Interpreter):
+    """Runs the traced graph once and keeps the shape of every tensor it computes."""
+
+    def __init__(self, module: fx.GraphModule):
+        super().__init__(module)
+        self.extra_traceback = False  # the error is reported with the node by the caller
+        self.shapes: dict = {}
+        self.current = None
+
+    def run_node(self, n: fx.Node) -> Any:
+        self.current = n
+        out = super().run_node(n)
+        self.shapes[n] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
+        return out
+
+
+def _is_linear(m: nn.Module) -> bool:
+    """nn.Linear, or a subclass that keeps its forward (a parametrized, lazy or renamed Linear)."""
+    return isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _effective_weight(linear: nn.Linear) -> torch.Tensor:
+    """The (out, in) weight a Linear layer multiplies by, detached: pruning masks and parametrizations applied.
+
+    While ``torch.nn.utils.prune`` is active, ``weight`` is a plain attribute
+    that only prune's forward pre-hook refreshes; ``weight_orig *
+    weight_mask`` does not depend on that hook having run since either last
+    changed. A parametrized weight is computed by reading ``weight``.
+    """
+    with torch.no_grad():
+        if hasattr(linear, "weight_orig") and hasattr(linear, "weight_mask"):
+            return (linear.weight_orig * linear.weight_mask).detach()
+        return linear.weight.detach()
+
+
+def _numpy_weight(linear: nn.Linear) -> np.ndarray:
+    w = _effective_weight(linear).to(device="cpu", dtype=torch.float64)
+    # np.array copies, so the result never aliases the model's storage (a
+    # transposed (1, n) tensor would otherwise already be contiguous).
+    out = np.array(w.numpy().T, dtype=np.float64, order="C")
+    out.setflags(write=False)
+    return out
+
+
+class _Graph:
+    """The fx graph of a model with the lookups the walk needs; ``path`` maps fx targets to model paths."""
+
+    def __init__(self, model: nn.Module, root: nn.Module, module: fx.GraphModule, wrapped: bool):
+        self.model, self.root, self.module, self.wrapped = model, root, module, wrapped
+        self._stack_traces = None
+
+    def path(self, target: str) -> str:
+        if not self.wrapped:
+            return target
+        return "" if target == "model" else target[len("model."):]
+
+    def submodule(self, node: fx.Node) -> nn.Module:
+        return self.module.get_submodule(node.target)
+
+    def stack_trace(self, node: fx.Node) -> str | None:
+        """Where the node's op is in the source. Only error messages need it: the model is traced again,
+        recording stack traces, which costs seconds of imports the first time in a process."""
+        if self._stack_traces is None:
+            with _eval_mode(self.model), torch.no_grad():
+                graph = _Tracer(record_stack_traces=True).trace(self.root)
+            self._stack_traces = {n.name: n.stack_trace for n in graph.nodes}
+        return self._stack_traces.get(node.name)
+
+
+def _display(path: str) -> str:
+    return repr(path) if path else "'' (the model itself)"
+
+
+def _op_name(g: _Graph, node: fx.Node) -> str:
+    if node.op == "call_module":
+        return type(g.submodule(node)).__name__
+    if node.op == "call_function":
+        return getattr(node.target, "__name__", str(node.target))
+    if node.op == "call_method":
+        return str(node.target)
+    return node.op
+
+
+def _where(g: _Graph, node: fx.Node) -> str:
+    """Module path and source line of a node, as far as fx recorded them."""
+    parts = []
+    if node.op == "call_module":
+        path = g.path(node.target)
+        parts.append(f"module {path!r}" if path else "the model itself")
+    else:
+        stack = node.meta.get("nn_module_stack") or {}
+        inner = [g.path(path) for path, _ in stack.values() if not (g.wrapped and path == "model")]
+        parts.append(f"in the forward of module {inner[-1]!r}" if inner else "in the model's forward")
+    location = _source_line(g.stack_trace(node))
+    if location:
+        parts.append(location)
+    return ", ".join(parts)
+
+
+def _source_line(stack_trace: str | None) -> str | None:
+    """``file:line (code)`` of the innermost recorded frame outside torch itself."""
+    if not stack_trace:
+        return None
+    torch_dir = os.path.dirname(torch.__file__)
+    lines = stack_trace.strip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        match = _FRAME.match(lines[i].strip())
+        if not match or match["file"].startswith(torch_dir):
+            continue
+        code = lines[i + 1].strip() if i + 1 < len(lines) and not _FRAME.match(lines[i + 1].strip()) else ""
+        return f"{match['file']}:{match['line']}" + (f" ({code})" if code else "")
+    return None
+
+
+def _refuse(g: _Graph, node: fx.Node, why: str) -> ValueError:
+    return ValueError(
+        f"model's forward runs op {_op_name(g, node)!r} (fx node {node.name!r}, {_where(g, node)}), which {why}"
+    )
+
+
+def _tensor_args(node: fx.Node, data: set) -> list:
+    """The tensors among a node's arguments, once per occurrence (``h * h`` has two)."""
+    found: list = []
+    fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if n in data else None)
+    return found
+
+
+def _classify(g: _Graph, node: fx.Node, data: set, metadata: set) -> str:
+    """The kind of a node (see TracedOp.kind), from its op and which of its inputs are tensors.
+
+    ``data`` and ``metadata`` hold the nodes already classified as tensors and
+    as sizes/shapes. Raises ValueError for ops netmod does not understand.
+    """
+    if node.op == "placeholder":
+        return "input"
+    if node.op == "output":
+        out = node.args[0]
+        if not isinstance(out, fx.Node) or out not in data:
+            raise ValueError(
+                f"model's forward must return one tensor, but it returns {type(out).__name__} "
+                f"{_describe_output(out)}; {_CHAIN}"
+            )
+        return "output"
+    if node.op == "get_attr" and node.target.startswith("_tensor_constant"):
+        raise _refuse(g, node, f"is a tensor made in forward (a constant tensor, not a number); {_CHAIN}")
+    if node.op == "get_attr":
+        raise ValueError(
+            f"model's forward reads the parameter or buffer {g.path(node.target)!r} itself (fx node "
+            f"{node.name!r}, op 'get_attr', {_where(g, node)}), for example through F.linear or a Linear "
+            f"subclass with its own forward; {_CHAIN}, each called as a torch.nn.Linear module"
+        )
+    tensors = _tensor_args(node, data)
+    shapes = [n for n in node.all_input_nodes if n in metadata]
+    if node.op == "call_module":
+        module = g.submodule(node)
+        if len(tensors) != 1 or shapes:
+            raise _refuse(g, node, f"is called with {len(tensors)} tensors and {len(shapes)} sizes; {_CHAIN}")
+        if _is_linear(module):
+            return "linear"
+        if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            raise _refuse(
+                g, node,
+                f"has parameters or buffers and is not a torch.nn.Linear (convolutions, normalisation, "
+                f"embeddings and Linear subclasses with their own forward are not part of the graph); {_CHAIN}",
+            )
+        if type(module) in _ELEMENTWISE_MODULES:
+            return "elementwise"
+        if type(module) in _SOFTMAX_MODULES:
+            return "softmax"
+        if type(module) in _RESHAPE_MODULES:
+            return "reshape"
+        raise _refuse(g, node, f"is not known to be elementwise or shape-only; {_CHAIN}")
+    target = node.target
+    is_method = node.op == "call_method"
+    if (is_method and target in _METADATA_METHODS) or (
+        target is builtins.getattr and len(node.args) == 2 and node.args[1] in _METADATA_ATTRIBUTES
+    ):
+        return "metadata"
+    if not tensors:
+        if not is_method and target in _METADATA_FUNCTIONS and shapes:
+            return "metadata"
+        raise _refuse(g, node, f"does not compute from the input (it makes a tensor or a value of its own); "
+                               f"{_CHAIN}")
+    if len(tensors) > 1 or (target in (_COMBINING_METHODS if is_method else _COMBINING_FUNCTIONS)):
+        raise _refuse(
+            g, node,
+            "is functional code that combines two tensors (a skip connection, a merge or a concatenation "
+            f"has no place in the graph); {_CHAIN}",
+        )
+    if not is_method and target is operator.getitem:
+        raise _refuse(g, node, f"indexes or slices a tensor; {_CHAIN}")
+    if is_method:
+        kind = ("elementwise" if target in _ELEMENTWISE_METHODS else "softmax" if target in _SOFTMAX_METHODS
+                else "reshape" if target in _RESHAPE_METHODS else None)
+    else:
+        kind = ("elementwise" if target in _ELEMENTWISE_FUNCTIONS else "softmax" if target in _SOFTMAX_FUNCTIONS
+                else "reshape" if target in _RESHAPE_FUNCTIONS else None)
+    if kind is None:
+        raise _refuse(g, node, f"is not known to be elementwise or shape-only; {_CHAIN}")
+    if shapes and kind != "reshape":
+        raise _refuse(g, node, f"computes with a tensor's size as a value; {_CHAIN}")
+    return kind
+
+
+def _describe_output(out: Any) -> str:
+    if isinstance(out, (tuple, list)):
+        return f"of {len(out)} values (multiple outputs)"
+    if isinstance(out, dict):
+        return f"with keys {list(out)} (multiple outputs)"
+    return "that is not a tensor computed from the input"
+
+
+def _check_structure(g: _Graph, nodes: list, kinds: dict, data: set) -> None:
+    """Refusals that need the whole graph: branches, shared or unused Linear layers, unused inputs."""
+    inputs = [n for n in nodes if kinds[n] == "input"]
+    used = [n for n in inputs if n.users]
+    if len(used) != 1 or any(not n.args for n in inputs if not n.users):
+        raise ValueError(
+            f"model's forward must take exactly one tensor input, got {len(inputs)} "
+            f"({', '.join(n.name for n in inputs)}); pass a module whose forward takes one tensor"
+        )
+    for n in nodes:
+        if n not in data:
+            continue
+        consumers = [u for u in n.users if kinds[u] != "metadata"]
+        if len(consumers) > 1:
+            raise ValueError(
+                f"model's forward uses the tensor of fx node {n.name!r} ({_op_name(g, n)}, {_where(g, n)}) in "
+                f"{len(consumers)} places ({', '.join(repr(u.name) for u in consumers)}): a branch; {_CHAIN}"
+            )
+    calls: dict = {}
+    for n in nodes:
+        if kinds[n] == "linear":
+            calls.setdefault(n.target, []).append(n)
+    for target, nodes_of in calls.items():
+        if len(nodes_of) > 1:
+            raise ValueError(
+                f"model must call each Linear layer once (shared weights are not a layered MLP), but Linear "
+                f"{g.path(target)!r} is called {len(nodes_of)} times in forward (fx nodes "
+                f"{', '.join(repr(n.name) for n in nodes_of)})"
+            )
+    called = {id(g.submodule(nodes_of[0])) for nodes_of in calls.values()}
+    for name, m in g.model.named_modules():
+        if _is_linear(m) and id(m) not in called:
+            raise ValueError(f"model must call every Linear layer in forward, but Linear {name!r} never runs")
+
+
+def _softmax_dim(g: _Graph, node: fx.Node, ndim: int) -> int | None:
+    if node.op == "call_module":
+        dim = g.submodule(node).dim
+    else:
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    if dim is None:  # torch's legacy implicit choice
+        dim = 0 if ndim in (0, 1, 3) else 1
+    return dim % ndim if isinstance(dim, int) and ndim else None
+
+
+class _Walk:
+    """Gives every tensor node the layer whose units its features are (TracedOp.layer).
+
+    ``layer`` maps each tensor node walked so far to its layer; ``inputs``
+    maps every node to the tensors it computes from. One handler per kind of
+    op (``_HANDLERS``) returns a node's layer and checks what needs shapes.
+    """
+
+    def __init__(self, g: _Graph, shapes: dict, inputs: dict):
+        self.g, self.shapes, self.inputs = g, shapes, inputs
+        self.layer: dict = {}
+        self.linears: list = []
+
+    def source(self, node: fx.Node) -> fx.Node:
+        (src,) = self.inputs[node]
+        return src
+
+    def input(self, node):
+        return 0
+
+    def linear(self, node):
+        src = self.source(node)
+        shape = self.shapes[src]
+        if len(shape) != 2:
+            raise ValueError(
+                f"the input of Linear {_display(self.g.path(node.target))} (fx node {node.name!r}) must be 2-D (batch, "
+                f"features), got shape {shape}; flatten the input before the first Linear layer"
+            )
+        self.linears.append(node)
+        return self.layer[src] + 1
+
+    def elementwise(self, node):
+        src = self.source(node)
+        if self.shapes[node] != self.shapes[src]:
+            raise _refuse(self.g, node, f"changes the shape {self.shapes[src]} into {self.shapes[node]} "
+                                        f"(broadcasting); {_CHAIN}")
+        return self.layer[src]
+
+    def softmax(self, node):
+        src = self.source(node)
+        shape = self.shapes[node]
+        if _softmax_dim(self.g, node, len(shape)) != len(shape) - 1:
+            raise _refuse(self.g, node, f"normalises over a dimension other than the features (the last of "
+                                        f"{shape}); {_CHAIN}")
+        return self.layer[src]
+
+    def reshape(self, node):
+        src = self.source(node)
+        if self.layer[src] > 0 and self.shapes[node] != self.shapes[src]:
+            raise _refuse(
+                self.g, node,
+                f"reshapes {self.shapes[src]} into {self.shapes[node]} after a Linear layer (flatten and "
+                f"reshape are only input preprocessing before the first Linear layer); {_CHAIN}",
+            )
+        return self.layer[src]
+
+    def metadata(self, node):
+        return None
+
+    def output(self, node):
+        return self.layer[self.source(node)]
+
+
+# One handler per kind of op: what the op does to the units of its input. A
+# kind without a handler is refused in _classify, before the model runs.
+_HANDLERS = {
+    "input": _Walk.input,
+    "linear": _Walk.linear,
+    "elementwise": _Walk.elementwise,
+    "softmax": _Walk.softmax,
+    "reshape": _Walk.reshape,
+    "metadata": _Walk.metadata,
+    "output": _Walk.output,
+}
+
+
+def _symbolic_trace(model: nn.Module) -> _Graph:
+    tracer = _Tracer()
+    wrapped = tracer.is_leaf_module(model, "")
+    root = _Root(model) if wrapped else model
+    try:
+        graph = tracer.trace(root)
+    except Exception as err:
+        raise ValueError(
+            f"model's forward cannot be traced by torch.fx (netmod follows every op of forward): "
+            f"{type(err).__name__}: {err}. Data-dependent control flow (if/for on tensor values), len() or "
+            f"iteration over a tensor cannot be traced; write forward as a fixed sequence of ops"
+        ) from err
+    return _Graph(model, root, fx.GraphModule(root, graph), wrapped)
+
+
+def _default_input(g: _Graph, nodes: list, kinds: dict) -> tuple:
+    first = next(n for n in nodes if kinds[n] == "linear")
+    linear = g.submodule(first)
+    w = linear.weight
+    return torch.zeros(2, linear.in_features, dtype=w.dtype, device=w.device), g.path(first.target)
+
+
+def _materialises(module: nn.Module, hook: Any) -> bool:
+    """Whether ``hook`` is a lazy module's own parameter-creating pre-hook."""
+    return (isinstance(module, nn.modules.lazy.LazyModuleMixin) and getattr(hook, "__self__", None) is module
+            and getattr(hook, "__name__", "") == "_infer_parameters")
+
+
+def _check_hooks(model: nn.Module) -> None:
+    """Refuse forward hooks: they run around a module's forward, where torch.fx does not look.
+
+    A hook can replace what a module returns (a skip connection in a hook is
+    as invisible to the trace as to module hooks), so none is allowed but the
+    pre-hooks of ``torch.nn.utils.prune``, which only refresh ``weight`` from
+    ``weight_orig * weight_mask`` (netmod reads that product itself), and the
+    one a lazy module runs once to create its parameters.
+    """
+    from torch.nn.modules import module as torch_module
+    from torch.nn.utils.prune import BasePruningMethod
+
+    for kind in ("forward", "forward_pre"):
+        if getattr(torch_module, f"_global_{kind}_hooks", None):
+            raise ValueError(
+                f"a global {kind.replace('_', ' ')} hook is registered (torch.nn.modules.module."
+                f"register_module_{kind}_hook); hooks run outside forward, where torch.fx cannot see what they "
+                "do: remove it before tracing"
+            )
+    for name, m in model.named_modules():
+        hooks = [("forward hook", h) for h in getattr(m, "_forward_hooks", {}).values()]
+        hooks += [("forward pre-hook", h) for h in getattr(m, "_forward_pre_hooks", {}).values()
+                  if not (isinstance(h, BasePruningMethod) or _materialises(m, h))]
+        if hooks:
+            kind, hook = hooks[0]
+            raise ValueError(
+                f"module {_display(name)} ({type(m).__name__}) has a {kind} ({getattr(hook, '__name__', hook)!r}); "
+                "hooks run outside forward, where torch.fx cannot see what they do (a hook can replace a "
+                "module's output): remove it before tracing"
+            )
+
+
+def trace_mlp(model: nn.Module, *, example_input: torch.Tensor | None = None) -> MlpTrace:
+    """Trace an MLP's forward with torch.fx: its Linear layers in execution order and every op between them.
+
+    ``forward`` is traced symbolically (``torch.fx``) in eval mode, and the
+    traced graph is run once on `example_input` under ``torch.no_grad()`` to
+    know every tensor's shape; the training flags of all modules are restored
+    afterwards. Every op is checked: the model must be a chain of Linear
+    layers with elementwise operations between them.
+
+    Accepted:
+
+    - exactly one tensor input and one tensor output;
+    - ``torch.nn.Linear`` modules (or subclasses that keep its forward, such
+      as parametrized Linear layers), each called exactly once; every Linear
+      layer of the model must run;
+    - parameter-free elementwise ops as modules (ReLU, Tanh, Sigmoid, GELU,
+      SiLU, ELU, LeakyReLU, Softplus, Hardtanh, Dropout, Identity, ...), as
+      functions (``torch.relu``, ``torch.nn.functional.gelu``,
+      ``F.dropout``, ``torch.sigmoid``, ...) or as tensor methods
+      (``x.relu()``, ``x.sigmoid()``); arithmetic of the tensor with numbers
+      (``x * 2``, ``x / 255``, ``x - 0.5``);
+    - softmax, softmin and log-softmax over the features (they add no edges);
+    - ``flatten``, ``view``, ``reshape``, ``nn.Flatten`` and ``nn.Unflatten``
+      before the first Linear layer (``(N, 1, 28, 28)`` into ``(N, 784)``),
+      or elsewhere when they leave the shape unchanged; sizes and shapes
+      (``x.size(0)``, ``x.shape``, ``x.dim()``) as their arguments.
+
+    Everything else is refused with a ValueError naming the op, the fx node
+    and where it is: ops on two tensors (``+`` of a skip connection,
+    ``torch.cat``, ``matmul``), indexing and slicing, parameters or buffers
+    read in forward (``F.linear``), modules with parameters or buffers other
+    than Linear (convolutions, BatchNorm, LayerNorm, Embedding), unknown
+    modules and functions, a Linear layer called twice, a tensor used twice
+    (a branch), several outputs, and a Linear layer whose input is not 2-D.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The MLP.
+    example_input : torch.Tensor, optional
+        One input batch the model accepts. If None, ``torch.zeros(2,
+        in_features)`` for the first Linear layer that runs (in its dtype and
+        on its device).
+
+    Returns
+    -------
+    MlpTrace
+
+    Raises
+    ------
+    TypeError
+        If `model` is not a ``torch.nn.Module`` or `example_input` is not a
+        tensor.
+    ValueError
+        If `model` has no Linear layer, cannot be traced by torch.fx
+        (data-dependent control flow), runs an op that is refused (above),
+        has uninitialized lazy parameters and no `example_input` is given,
+        or does not run on `example_input` (or on the default input; the
+        message then carries the error and asks for `example_input`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_mlp
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> trace = trace_mlp(model)
+    >>> trace.names, trace.sizes
+    (('0', '2'), (4, 3, 2))
+    >>> [(op.kind, op.op, op.layer) for op in trace.ops]  # doctest: +NORMALIZE_WHITESPACE
+    [('input', 'input', 0), ('linear', 'Linear', 1), ('elementwise', 'ReLU', 1), ('linear', 'Linear', 2),
+     ('output', 'output', 2)]
+
+    A skip connection written in forward is seen, and refused:
+
+    >>> class Residual(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.a, self.b = nn.Linear(10, 10), nn.Linear(10, 10)
+    ...     def forward(self, x):
+    ...         h = torch.relu(self.a(x))
+    ...         return self.b(h) + h
+    >>> trace_mlp(Residual())
+    Traceback (most recent call last):
+    ...
+    ValueError: model's forward runs op 'add' (fx node 'add', in the model's forward, ...
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if example_input is not None and not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
+    if not any(_is_linear(m) for m in model.modules()):
+        raise ValueError(
+            f"model must contain at least one torch.nn.Linear layer, got a {type(model).__name__} with none"
+        )
+    if example_input is None and any(
+        nn.parameter.is_lazy(t) for t in (*model.parameters(), *model.buffers())
+    ):
+        raise ValueError(
+            "model has uninitialized lazy parameters; pass example_input so a forward pass can materialize them"
+        )
+    _check_hooks(model)
+    with _eval_mode(model), torch.no_grad():
+        g = _symbolic_trace(model)
+        nodes = list(g.module.graph.nodes)
+        kinds, inputs = {}, {}
+        data, metadata = set(), set()
+        for node in nodes:
+            kind = _classify(g, node, data, metadata)
+            kinds[node] = kind
+            inputs[node] = tuple(n for n in node.all_input_nodes if n in data)
+            (metadata if kind == "metadata" else data).add(node)
+        _check_structure(g, nodes, kinds, data)
+        shapes = _run_for_shapes(g, nodes, kinds, example_input)
+    walk = _Walk(g, shapes, inputs)
+    ops = []
+    for node in nodes:
+        kind = kinds[node]
+        layer = _HANDLERS[kind](walk, node)
+        if kind != "metadata":
+            walk.layer[node] = layer
+        ops.append(TracedOp(
+            node=node, kind=kind, op=kind if kind in ("input", "output") else _op_name(g, node), layer=layer,
+            shape=None if kind == "metadata" else shapes[node],
+            path=g.path(node.target) if node.op == "call_module" else None, inputs=inputs[node],
+        ))
+    weights = tuple(_numpy_weight(g.submodule(n)) for n in walk.linears)
+    names = tuple(g.path(n.target) for n in walk.linears)
+    sizes = (int(weights[0].shape[0]),) + tuple(int(w.shape[1]) for w in weights)
+    return MlpTrace(names=names, weights=weights, sizes=sizes, ops=tuple(ops), graph_module=g.module)
+
+
+def _run_for_shapes(g: _Graph, nodes: list, kinds: dict, example_input: torch.Tensor | None) -> dict:
+    default = example_input is None
+    if default:
+        example_input, first = _default_input(g, nodes, kinds)
+    runner = _Shapes(g.module)
+    try:
+        runner.run(example_input)
+    except Exception as err:
+        at = runner.current
+        where = f" at fx node {at.name!r} ({_op_name(g, at)}, {_where(g, at)})" if at is not None else ""
+        if default:
+            raise ValueError(
+                f"model does not run on the default input torch.zeros{tuple(example_input.shape)} (in_features of "
+                f"its first Linear layer {first!r}){where}: {type(err).__name__}: {err}; pass example_input"
+            ) from err
+        raise ValueError(
+            f"example_input could not be passed through model{where}: {type(err).__name__}: {err}"
+        ) from err
+    return runner.shapes
+
+
+def mlp_weights(model: nn.Module, *, example_input: torch.Tensor | None = None) -> list:
+    """Signed weight matrices of an MLP's Linear layers, in execution order.
+
+    The forward is traced with torch.fx (see :func:`trace_mlp`, which also
+    lists what is accepted and refused); the Linear layers are returned in
+    the order they run, which need not be the order they were registered in.
+    Biases are ignored.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A chain of ``nn.Linear`` layers, each called exactly once, with only
+        parameter-free elementwise operations between them (as modules,
+        functions or tensor methods). Pruning masks from
+        ``torch.nn.utils.prune`` and parametrizations are applied.
+    example_input : torch.Tensor, optional
+        One input batch; see :func:`trace_mlp`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One float64 C-contiguous read-only array per Linear layer, of shape
+        ``(in_features, out_features)``: the transpose of the effective
+        weight, signed. The arrays are copies.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`trace_mlp`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import mlp_weights
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    >>> [w.shape for w in mlp_weights(model)]
+    [(4, 3), (3, 2)]
+    >>> bool((mlp_weights(model)[1] == model[2].weight.detach().numpy().T).all())
+    True
+    """
+    return list(trace_mlp(model, example_input=example_input).weights)
+
+
+def _run_node(module: fx.GraphModule, node: fx.Node, env: dict) -> Any:
+    args = fx.node.map_arg(node.args, env.__getitem__)
+    kwargs = fx.node.map_arg(node.kwargs, env.__getitem__)
+    if node.op == "call_module":
+        return module.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    obj, *rest = args
+    return getattr(obj, node.target)(*rest, **kwargs)
+
+
+def _effect(module: fx.GraphModule, op: TracedOp) -> str:
+    """What an elementwise or reshape op computes in eval mode: "relu", "identity" or "other"."""
+    node = op.node
+    if op.kind == "reshape":
+        return "identity" if op.layer > 0 else "other"  # after a Linear layer only when it keeps the shape
+    if op.kind != "elementwise":
+        return "other"
+    if node.op == "call_module":
+        return _ELEMENTWISE_MODULES[type(module.get_submodule(node.target))]
+    if node.op == "call_method":
+        return _ELEMENTWISE_METHODS[node.target]
+    if node.target in _DROPOUT_FUNCTIONS:
+        training = node.args[2] if len(node.args) > 2 else node.kwargs.get("training", True)
+        return "identity" if training is False else "other"
+    return _ELEMENTWISE_FUNCTIONS[node.target]
+
+
+def _in_place(module: fx.GraphModule, node: fx.Node) -> bool:
+    """Whether an op may write into its input (then the replay runs it on a copy)."""
+    if node.op == "call_module":
+        return bool(getattr(module.get_submodule(node.target), "inplace", False))
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return bool(node.kwargs.get("inplace")) or (name.endswith("_") and not name.endswith("__")) or any(
+        a is True for a in node.args[1:]
+    )
+
+
+class MlpReplay:
+    """An MLP replayed layer by layer from its trace: the Linear layers and the ops between them.
+
+    Every hidden layer's pre-activations ``z`` and activations ``h`` are kept,
+    so a lesion (a set of a hidden layer's units whose incoming weights and
+    biases are zero) recomputes only the layers above it, the first of them
+    by a low-rank update; many lesions are evaluated at once as a batch. The
+    ops between Linear layers are replayed from the fx trace, functional ones
+    (``torch.relu(self.a(x))``) included. Unit-mixing ops (softmax) are
+    refused between Linear layers: a lesion's effect would then depend on the
+    other units' values, which the low-rank update does not model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An MLP with a hidden layer, as accepted by :func:`trace_mlp`.
+    example_input : torch.Tensor, optional
+        See :func:`trace_mlp`.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+    trace : MlpTrace
+    sizes : list of int
+        Units per layer, inputs first.
+    weights, biases : list of torch.Tensor
+        Each Linear layer's effective (out, in) weight and bias (zeros if it
+        has none), detached, on the CPU, in the model's dtype.
+    dtype : torch.dtype
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`trace_mlp`; ValueError if the model has one Linear layer
+        or runs softmax between Linear layers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import MlpReplay
+    >>> _ = torch.manual_seed(0)
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.a, self.b = nn.Linear(4, 3), nn.Linear(3, 2)
+    ...     def forward(self, x):
+    ...         return self.b(torch.relu(self.a(x)))
+    >>> net = Net()
+    >>> replay = MlpReplay(net)
+    >>> x = torch.randn(5, 4)
+    >>> with torch.no_grad(), replay.eval_mode():
+    ...     h, z = replay.forward_cache(x)
+    ...     torch.allclose(replay.output(z[2]), net(x))
+    True
+    >>> replay.sizes
+    [4, 3, 2]
+    """
+
+    def __init__(self, model: nn.Module, *, example_input: torch.Tensor | None = None) -> None:
+        self.model = model
+        self.trace = trace = trace_mlp(model, example_input=example_input)
+        if len(trace.names) < 2:
+            raise ValueError(f"model must have a hidden layer (at least two Linear layers), got {len(trace.names)}")
+        module = self._module = trace.graph_module
+        first = next(i for i, op in enumerate(trace.ops) if op.kind == "linear")
+        self._input = trace.ops[0].node
+        self._first_input = trace.ops[first].inputs[0]
+        # Before the first Linear layer the ops run as traced (sizes and shapes included) on the input.
+        self._pre = [op.node for op in trace.ops[1:first]]
+        self._pre_in_place = any(_in_place(module, n) for n in self._pre)
+        steps: list = [[] for _ in trace.names]  # steps[l - 1]: the ops applied to layer l's units
+        for op in trace.ops:
+            if op.layer and op.kind in ("elementwise", "softmax", "reshape"):
+                steps[op.layer - 1].append(op)
+        for i, ops in enumerate(steps[:-1], start=1):
+            for op in ops:
+                if op.kind == "softmax":
+                    raise ValueError(f"model runs {op.op} after hidden layer {i}; lesions need elementwise "
+                                     f"activations between Linear layers")
+        effects = [[_effect(module, op) for op in ops] for ops in steps]
+        # In eval mode these are ReLU or the identity, so the batched path may apply ReLU in place.
+        self.relu_only = [all(e in ("relu", "identity") for e in eff) and "relu" in eff for eff in effects[:-1]]
+        # Reshapes after the first Linear layer keep the shape (trace_mlp checks it): left out.
+        self._steps = [[(op.node, op.inputs[0]) for op in ops if op.kind != "reshape"] for ops in steps]
+        self._in_place = [any(_in_place(module, node) for node, _ in s) for s in self._steps]
+        self.weights, self.biases = [], []
+        for name in trace.names:
+            m = model.get_submodule(name)
+            w = _effective_weight(m).cpu()
+            self.weights.append(w)
+            self.biases.append(m.bias.detach().cpu() if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype))
+        self.dtype = self.weights[0].dtype
+        self.sizes = [int(s) for s in trace.sizes]
+        with torch.no_grad(), self.eval_mode():
+            # What a lesioned unit outputs: the activation of a zero pre-activation.
+            self.dead_output = [self.activation(a, torch.zeros(1, n, dtype=self.dtype))[0]
+                                for a, n in enumerate(self.sizes[1:-1], start=1)]
+
+    def eval_mode(self):
+        """Context manager: the model in eval mode, every module's training flag restored on exit."""
+        return _eval_mode(self.model)
 
     @property
-    def sizes(self) -> tuple:
-        return (self.weights[0].shape[0],) + tuple(w.shape[1] for w in self.weights)
+    def n_layers(self) -> int:
+        """Number of layers, inputs and outputs included."""
+        return len(self.sizes)
 
+    def _apply(self, steps: list, z):
+        for node, source in steps:
+            z = _run_node(self._module, node, {source: z})
+        return z
 
-def trace_mlp(model, *, example_input=None) -> MlpTrace:
-    weights = layer_weights_from_module(model, example_input=example_input)
-    for w in weights:
-        w.setflags(write=False)
-    import torch
+    def activation(self, layer: int, z):
+        """The activations of hidden layer ``layer`` (1-based) from its pre-activations ``z`` (rows, units)."""
+        if self._in_place[layer - 1]:
+            z = z.clone()  # the caller keeps z (the cache of pre-activations)
+        return self._apply(self._steps[layer - 1], z)
 
-    names = tuple(n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
-    return MlpTrace(names=names, weights=tuple(weights))
+    def linear(self, i: int, h):
+        """Pre-activations of layer ``i + 1`` from the activations ``h`` of layer ``i``."""
+        return h @ self.weights[i].T + self.biases[i]
 
+    def output(self, z):
+        """The model's output from the last layer's pre-activations (what runs after the last Linear)."""
+        return self._apply(self._steps[-1], z)
 
-def mlp_weights(model, *, example_input=None) -> list:
-    return [np.array(w) for w in trace_mlp(model, example_input=example_input).weights]
+    def preprocess(self, x):
+        """The first Linear layer's input from the model's input ``x`` (flatten, scaling, ...)."""
+        if self._pre_in_place:
+            x = x.clone()
+        env = {self._input: x}
+        for node in self._pre:
+            env[node] = _run_node(self._module, node, env)
+        return env[self._first_input]
+
+    def forward_cache(self, x):
+        """Activations h[l] of every layer and pre-activations z[l] of every non-input layer."""
+        h, z = {0: self.preprocess(x)}, {}
+        for i in range(self.n_layers - 1):
+            z[i + 1] = self.linear(i, h[i])
+            if i + 1 < self.n_layers - 1:
+                h[i + 1] = self.activation(i + 1, z[i + 1])
+        return h, z
+
+    def lesion_cache(self, h, z, layer: int, units):
+        """h and z with ``units`` of ``layer`` lesioned (a fixed lesion), layers above recomputed."""
+        units = torch.as_tensor(units, dtype=torch.long)
+        h, z = dict(h), dict(z)
+        zl = z[layer].clone()
+        zl[:, units] = 0
+        z[layer] = zl
+        h[layer] = self.activation(layer, zl)
+        for i in range(layer, self.n_layers - 1):
+            z[i + 1] = self.linear(i, h[i])
+            if i + 1 < self.n_layers - 1:
+                h[i + 1] = self.activation(i + 1, z[i + 1])
+        return h, z
+
+    def _activation_batched(self, layer: int, z):
+        """Activation of a (draws, rows, units) block; ops see the 2-D (draws * rows, units) shape they expect."""
+        if self.relu_only[layer - 1]:
+            return z.clamp_(min=0)
+        return self.activation(layer, z.reshape(-1, z.shape[-1])).view(z.shape)
+
+    def lesioned_correct(self, h, z, layer: int, draws, onehot, labels, fixed=None):
+        """Correct answers per class, (n_draws, n_classes), for each row of ``draws`` lesioned in ``layer``.
+
+        ``h``, ``z``: a cache from :meth:`forward_cache` (possibly with fixed
+        lesions below ``layer`` already applied). ``fixed``: {layer: units}
+        lesioned in every draw, for layers above ``layer``.
+        """
+        draws = torch.as_tensor(draws, dtype=torch.long)
+        n_draws, size = draws.shape
+        masks = {}
+        for b, units in (fixed or {}).items():
+            mask = torch.ones(self.sizes[b], dtype=self.dtype)
+            mask[torch.as_tensor(units, dtype=torch.long)] = 0
+            masks[b] = mask
+        n = h[layer].shape[0]
+        width = max(self.sizes[layer + 1:])
+        # Blocks of a few MiB: bigger tensors cost more in page faults and cache misses than they save.
+        rows = max(1, min(n, _BUDGET // width))
+        per_chunk = max(1, _BUDGET // (rows * width))
+        w_next = self.weights[layer].T.contiguous()  # (n_layer, n_next): rows are gathered per draw
+        dead = self.dead_output[layer - 1]
+        shift = bool(dead.any())
+        counts = torch.zeros(n_draws, onehot.shape[1], dtype=torch.float64)
+        # Large lesions are recomputed from the masked layer: no cheaper, and exact for a whole layer,
+        # where the update z - delta would leave rounding noise in place of exact ties.
+        low_rank = 2 * size <= self.sizes[layer]
+        for r0 in range(0, n, rows):
+            h_rows = h[layer][r0:r0 + rows]
+            h_t = h_rows.T.contiguous() if low_rank else None  # (n_layer, rows)
+            z_rows = z[layer + 1][r0:r0 + rows]
+            m = z_rows.shape[0]
+            for d0 in range(0, n_draws, per_chunk):
+                idx = draws[d0:d0 + per_chunk]
+                if low_rank:
+                    lost = h_t[idx]  # (d, size, rows)
+                    if shift:
+                        lost = lost - dead[idx].unsqueeze(-1)
+                    zz = torch.baddbmm(z_rows.expand(len(idx), m, -1), lost.transpose(1, 2), w_next[idx],
+                                       alpha=-1)
+                else:
+                    keep = torch.ones(len(idx), self.sizes[layer], dtype=self.dtype)
+                    keep.scatter_(1, idx, 0.0)
+                    kept = h_rows.unsqueeze(0) * keep.unsqueeze(1)
+                    if shift:
+                        kept = kept + (dead * (1 - keep)).unsqueeze(1)
+                    zz = torch.matmul(kept, w_next) + self.biases[layer]
+                for b in range(layer + 1, self.n_layers - 1):
+                    if b in masks:
+                        zz.mul_(masks[b])
+                    zz = self._activation_batched(b, zz)
+                    zz = torch.addmm(self.biases[b], zz.reshape(-1, zz.shape[-1]), self.weights[b].T)
+                    zz = zz.view(len(idx), m, -1)
+                pred = self.output(zz.reshape(-1, zz.shape[-1])).argmax(dim=-1).view(len(idx), m)
+                correct = (pred == labels[r0:r0 + rows]).to(torch.float64)
+                counts[d0:d0 + per_chunk] += correct @ onehot[r0:r0 + rows]
+        return counts.numpy()
+
+    def check_replay(self, model: nn.Module, x) -> None:
+        """Raise ValueError unless the replay reproduces ``model(x)``: catches forwards that do more than their ops
+        (hooks, randomness)."""
+        expected = model(x)
+        got = self.output(self.forward_cache(x)[1][self.n_layers - 1])
+        if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
+            raise ValueError("model's forward is not the chain of its Linear layers and activations (functional "
+                             "code in forward?); lesion analysis needs a plain MLP")
