@@ -105,7 +105,7 @@ def main():
     run_start = time.perf_counter()
     for name, g in graphs():
         for label, method in METHODS:
-            best, median, n_timed, p = timed(lambda: method(g), args.repeats, args.slow)
+            best, median, n_timed, p = timed(lambda method=method, g=g: method(g), args.repeats, args.slow)
             mark = "*" if n_timed < args.repeats else " "
             q = netmod.modularity(g, p.labels)
             print(f"{name:<7} {g.ecount():>7} {label:<28} {1e3 * best:>10.1f} {1e3 * median:>11.1f}{mark} "

@@ -224,7 +224,8 @@ def main():
     print(f"netmod: best and median of {args.repeats} shuffle_null calls after a warm-up call "
           f"(n_threads={THREADS}, includes the observed clustering)")
     print(f"baseline: numpy permutation + dense adjacency + sklearn SpectralClustering(arpack) + "
-          f"numpy n-cut, one replicate at a time (BLAS threads as installed); {args.baseline_replicates} replicates timed after "
+          f"numpy n-cut, one replicate at a time (BLAS threads as installed); "
+          f"{args.baseline_replicates} replicates timed after "
           f"1 warm-up, EXTRAPOLATED linearly to {N_SHUFFLES}\n")
 
     header = (f"{'graph':<7} {'edges':>7} {'netmod best [s]':>16} {'median [s]':>11} "
@@ -236,7 +237,7 @@ def main():
     for name in ("dense", "pruned"):
         weights = network(name)
         edges = int(sum(np.count_nonzero(w) for w in weights))
-        best, median, null = timed(lambda: run_netmod(weights, THREADS), args.repeats)
+        best, median, null = timed(lambda weights=weights: run_netmod(weights, THREADS), args.repeats)
         b_seconds, b_samples = time_baseline(weights, args.baseline_replicates)
         b50 = b_seconds * N_SHUFFLES / args.baseline_replicates
         rows[name] = dict(weights=weights, best=best, median=median, b50=b50, null=null)
@@ -252,7 +253,7 @@ def main():
           f"same samples for every n_threads?)")
     for name in ("dense", "pruned"):
         r = rows[name]
-        best1, median1, null1 = timed(lambda: run_netmod(r["weights"], 1), args.repeats)
+        best1, median1, null1 = timed(lambda r=r: run_netmod(r["weights"], 1), args.repeats)
         same = np.array_equal(null1.samples, r["null"].samples) and null1.observed == r["null"].observed
         print(f"{name:<7} n_threads=1: {N_SHUFFLES / best1:7.1f}/s ({best1:.3f} s)   "
               f"n_threads=2: {N_SHUFFLES / r['best']:7.1f}/s ({r['best']:.3f} s)   "

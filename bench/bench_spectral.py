@@ -145,9 +145,9 @@ def main():
         A = adjacency(weights)
         kept = np.asarray(A.sum(axis=1)).ravel() > 0
         rows = [
-            ("netmod.spectral_clustering (igraph)", lambda: run_netmod(graph)),
-            ("sklearn SpectralClustering arpack", lambda: run_sklearn(A, kept)),
-            ("scipy eigsh LA + sklearn KMeans", lambda: run_eigsh_kmeans(A, kept)),
+            ("netmod.spectral_clustering (igraph)", lambda graph=graph: run_netmod(graph)),
+            ("sklearn SpectralClustering arpack", lambda A=A, kept=kept: run_sklearn(A, kept)),
+            ("scipy eigsh LA + sklearn KMeans", lambda A=A, kept=kept: run_eigsh_kmeans(A, kept)),
         ]
         results = [(label, *timed(fn, args.repeats)) for label, fn in rows]
         base = results[0][1]

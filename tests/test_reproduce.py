@@ -140,7 +140,7 @@ def test_protocols_and_config_checks():
     cfg = ReproduceConfig(protocol="2020")
     assert (cfg.n_clusters, cfg.nulls, cfg.n_shuffles, cfg.networks) == (4, ("layer", "nonzero"), 320, 10)
     quick = ReproduceConfig.quick_config()
-    assert quick.dataset == "embedded" and quick.networks == 3 and quick.paper_dataset == "mnist"
+    assert quick.dataset == "embedded" and quick.networks == 5 and quick.paper_dataset == "mnist"
     assert (quick.epochs, quick.prune_epochs, quick.n_clusters, quick.n_shuffles) == (10, 10, 12, 50)
     with pytest.raises(ValueError, match="protocol"):
         ReproduceConfig(protocol="2019")
@@ -174,7 +174,7 @@ def test_cli_reproduce(tmp_path, capsys):
     assert rc == 0
     assert torch.get_num_threads() == before  # the run's thread count is given back
     text = capsys.readouterr().out
-    assert "| pruned+dropout | layer | 3 |" in text and "## Claims" in text
+    assert "| pruned+dropout | layer | 5 |" in text and "## Claims" in text
     data = json.loads((out / "results.json").read_text())
     assert data["config"]["quick"] is True and data["config"]["n_threads"] == 1
     assert {r["torch_threads"] for r in data["rows"]} == {1}  # training ran on the requested threads

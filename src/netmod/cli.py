@@ -259,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="train the four conditions, cluster them, compare with nulls, report")
     rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"])
     rep.add_argument("--quick", action="store_true",
-                     help="embedded MNIST, 10+10 epochs, three networks per condition (a few minutes)")
+                     help="embedded MNIST, 10+10 epochs, five networks per condition (a few minutes)")
     rep.add_argument("--protocol", default="2021", choices=["2021", "2020"],
                      help="2021: k=12, layer null, 50 shuffles, 5 nets; 2020: k=4, both nulls, 320 shuffles, 10 nets")
     rep.add_argument("--networks", type=int, default=None, help="networks per condition")

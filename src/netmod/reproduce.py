@@ -17,7 +17,7 @@ Examples
 --------
 >>> cfg = ReproduceConfig.quick_config()
 >>> cfg.dataset, cfg.networks, cfg.epochs, cfg.n_clusters, cfg.nulls
-('embedded', 3, 10, 12, ('layer',))
+('embedded', 5, 10, 12, ('layer',))
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class ReproduceConfig:
 
     @classmethod
     def quick_config(cls, **overrides) -> ReproduceConfig:
-        """The ``--quick`` run: embedded data, three nets per condition, 10+10 epochs."""
-        settings = {"dataset": "embedded", "networks": 3, "epochs": 10, "prune_epochs": 10, "quick": True}
+        """The ``--quick`` run: embedded data, five nets per condition, 10+10 epochs."""
+        settings = {"dataset": "embedded", "networks": 5, "epochs": 10, "prune_epochs": 10, "quick": True}
         settings.update(overrides)
         return cls(**settings)
 
