@@ -139,8 +139,7 @@ netmod::SpectralOptions make_options(Index n_clusters, bool cluster, int n_init,
     o.lanczos.seed = netmod::derive_seed(seed, 0xE16E);
     o.kmeans.n_init = n_init;
     o.kmeans.seed = netmod::derive_seed(seed, 0xC1u);
-    o.kmeans.n_threads = n_threads;
-    o.operator_threads = n_threads;
+    o.n_threads = n_threads;
     if (n_init < 1) throw std::invalid_argument("n_init must be >= 1, got " + std::to_string(n_init));
     if (!(tol > 0.0)) throw std::invalid_argument("tol must be > 0");
     return o;
