@@ -13,9 +13,15 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <time.h>  // clock_gettime, CLOCK_THREAD_CPUTIME_ID (POSIX)
+
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace py = pybind11;
@@ -139,8 +145,7 @@ netmod::SpectralOptions make_options(Index n_clusters, bool cluster, int n_init,
     o.lanczos.seed = netmod::derive_seed(seed, 0xE16E);
     o.kmeans.n_init = n_init;
     o.kmeans.seed = netmod::derive_seed(seed, 0xC1u);
-    o.kmeans.n_threads = n_threads;
-    o.operator_threads = n_threads;
+    o.n_threads = n_threads;
     if (n_init < 1) throw std::invalid_argument("n_init must be >= 1, got " + std::to_string(n_init));
     if (!(tol > 0.0)) throw std::invalid_argument("tol must be > 0");
     return o;
@@ -179,6 +184,27 @@ py::dict run_spectral(const G& g, const netmod::SpectralOptions& o) {
     d["max_residual"] = r.max_residual;
     d["solver"] = r.solver;
     return d;
+}
+
+// CPU time the calling thread has used, in seconds (NaN where unsupported).
+double thread_cpu_seconds() {
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    timespec ts{};
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+#endif
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
+void check_pool_threads(int n_threads) {
+    if (n_threads < 1)
+        throw std::invalid_argument("n_threads must be >= 1, got " + std::to_string(n_threads));
+}
+
+py::array_t<std::int64_t> int64_array(const std::vector<std::int64_t>& v) {
+    py::array_t<std::int64_t> a(static_cast<py::ssize_t>(v.size()));
+    if (!v.empty()) std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(std::int64_t));
+    return a;
 }
 
 py::list to_arrays(const netmod::DenseLayers& d) {
@@ -467,4 +493,95 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         py::arg("n_threads") = 1, py::arg("observed") = false,
         "n-cuts of null replicates start..start+count-1 (shuffle, drop isolated units, cluster);\n"
         "with observed=True the n-cut of the unshuffled network (clustered with `seed`) comes first.");
+
+    m.def(
+        "_pool_idle_cpu_seconds",
+        [](int n_threads, double idle_seconds) {
+            check_pool_threads(n_threads);
+            if (!(idle_seconds >= 0.0 && idle_seconds <= 60.0))
+                throw std::invalid_argument("idle_seconds must be in [0, 60], got " +
+                                            std::to_string(idle_seconds));
+            py::gil_scoped_release release;
+            netmod::ThreadPool pool(n_threads);
+            std::vector<double> before(pool.size()), after(pool.size());
+            pool.run([&](int t, int) { before[t] = thread_cpu_seconds(); });
+            std::this_thread::sleep_for(std::chrono::duration<double>(idle_seconds));
+            pool.run([&](int t, int) { after[t] = thread_cpu_seconds(); });
+            double used = 0.0;
+            for (int t = 1; t < pool.size(); ++t) used += after[t] - before[t];
+            return used;
+        },
+        py::arg("n_threads"), py::arg("idle_seconds"),
+        "CPU seconds the n_threads - 1 workers of a pool used, together, while the pool sat idle\n"
+        "for idle_seconds between two jobs (NaN without per-thread CPU clocks). For tests.");
+
+    m.def(
+        "_pool_run",
+        [](int n_threads, Index rounds, int fail_member) {
+            check_pool_threads(n_threads);
+            std::vector<std::int64_t> count(static_cast<std::size_t>(n_threads), 0);
+            {
+                py::gil_scoped_release release;
+                netmod::ThreadPool pool(n_threads);
+                for (Index r = 0; r < rounds; ++r) {
+                    pool.run([&](int t, int n) {
+                        if (n != n_threads)
+                            throw std::runtime_error("run: member got n = " + std::to_string(n));
+                        ++count[static_cast<std::size_t>(t)];
+                        if (t == fail_member && r == rounds - 1)
+                            throw std::invalid_argument("member " + std::to_string(t) + " failed");
+                    });
+                }
+            }
+            return int64_array(count);
+        },
+        py::arg("n_threads"), py::arg("rounds"), py::arg("fail_member") = -1,
+        "Runs `rounds` jobs on one pool; returns how often each member ran. Member fail_member\n"
+        "throws ValueError in the last round. For tests.");
+
+    m.def(
+        "_pool_for_each",
+        [](int n_threads, Index n_tasks, Index fail_at, Index nested, double task_seconds) {
+            check_pool_threads(n_threads);
+            if (n_tasks < 0 || nested < 0)
+                throw std::invalid_argument("n_tasks and nested must be >= 0");
+            std::vector<std::int64_t> worker(static_cast<std::size_t>(n_tasks), -1);
+            std::vector<std::int64_t> inner(static_cast<std::size_t>(n_tasks * nested), 0);
+            std::string error;
+            std::atomic<Index> after{0};
+            {
+                py::gil_scoped_release release;
+                netmod::ThreadPool pool(n_threads);
+                try {
+                    pool.for_each(n_tasks, [&](std::int64_t i, int w) {
+                        const auto u = static_cast<std::size_t>(i);
+                        if (worker[u] != -1) throw std::runtime_error("task run twice");
+                        worker[u] = w;
+                        if (i == fail_at)
+                            throw std::invalid_argument("task " + std::to_string(i) + " failed");
+                        if (task_seconds > 0.0)
+                            std::this_thread::sleep_for(std::chrono::duration<double>(task_seconds));
+                        // The same pool from inside one of its jobs: runs in this thread.
+                        pool.for_each(nested, [&](std::int64_t j, int) {
+                            ++inner[static_cast<std::size_t>(i * nested + j)];
+                        });
+                    });
+                } catch (const std::exception& e) {
+                    error = e.what();
+                }
+                pool.for_each(n_tasks, [&](std::int64_t, int) { after.fetch_add(1); });
+            }
+            py::dict out;
+            out["worker"] = int64_array(worker);
+            out["inner"] = int64_array(inner);
+            out["error"] = error.empty() ? py::object(py::none()) : py::object(py::str(error));
+            out["after"] = after.load();
+            return out;
+        },
+        py::arg("n_threads"), py::arg("n_tasks"), py::kw_only(), py::arg("fail_at") = -1,
+        py::arg("nested") = 0, py::arg("task_seconds") = 0.0,
+        "for_each over n_tasks on one pool (task fail_at throws): the worker index of each task\n"
+        "(-1: not run), the counts of the `nested` inner tasks each ran on the same pool, the\n"
+        "message of the exception the caller caught, and how many tasks a second for_each on\n"
+        "the same pool then ran. For tests.");
 }

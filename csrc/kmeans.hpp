@@ -42,7 +42,7 @@ struct KMeansOptions {
     int max_iter = 300;
     double rel_tol = 1e-4;
     std::uint64_t seed = 0;
-    int n_threads = 1;
+    int n_threads = 1;  // pool size when kmeans() is given no pool
     bool screen = true;  // float screen for the assignments (same labels; see ScreenPanels)
 };
 
@@ -535,7 +535,9 @@ inline KMeansResult lloyd(const KRowMat& X, const Panels& P, const ScreenPanels&
 
 }  // namespace detail
 
-inline KMeansResult kmeans(const detail::KRowMat& X_in, std::int64_t k, const KMeansOptions& opts) {
+// The restarts run on `pool` (opts.n_threads is then not used).
+inline KMeansResult kmeans(const detail::KRowMat& X_in, std::int64_t k, const KMeansOptions& opts,
+                           ThreadPool& pool) {
     const std::int64_t n = X_in.rows();
     if (k < 1 || k > n)
         throw std::invalid_argument("kmeans: n_clusters must be in [1, " + std::to_string(n) +
@@ -553,7 +555,7 @@ inline KMeansResult kmeans(const detail::KRowMat& X_in, std::int64_t k, const KM
     const detail::Panels P(X);  // shared, read-only, by all restarts
     const detail::ScreenPanels S = opts.screen ? detail::ScreenPanels(X) : detail::ScreenPanels(detail::KRowMat());
     std::vector<KMeansResult> runs(opts.n_init);
-    parallel_for(opts.n_init, opts.n_threads, [&](std::int64_t r) {
+    pool.for_each(opts.n_init, [&](std::int64_t r, int) {
         Rng rng(derive_seed(opts.seed, static_cast<std::uint64_t>(r)));
         detail::KRowMat C(k, X.cols());
         detail::kmeanspp(X, P, xn, k, rng, C);
@@ -564,6 +566,11 @@ inline KMeansResult kmeans(const detail::KRowMat& X_in, std::int64_t k, const KM
         if (runs[r].inertia < runs[best].inertia) best = r;
     runs[best].inertia = std::ldexp(runs[best].inertia, 2 * e);
     return std::move(runs[best]);
+}
+
+inline KMeansResult kmeans(const detail::KRowMat& X, std::int64_t k, const KMeansOptions& opts) {
+    ThreadPool pool(worker_count(opts.n_init, opts.n_threads));
+    return kmeans(X, k, opts, pool);
 }
 
 }  // namespace netmod

@@ -18,7 +18,11 @@
 //   product; both directions (W and W^T) come from the same storage.
 // Complexity: construction O(nnz); apply O(nnz * p).
 // Thread safety: all methods are const after construction; `apply` may be
-// called concurrently on one operator with different output blocks.
+// called concurrently on one operator with different output blocks. A
+// LayeredOperator given a ThreadPool (set_pool) splits each application's
+// output rows over the pool's members; concurrent applications then share
+// the pool, and one that finds it busy computes its row blocks in its own
+// thread (parallel.hpp), with the same result.
 #pragma once
 
 #include <Eigen/Core>
@@ -236,8 +240,9 @@ public:
     Index offset(Index l) const { return off_[l]; }
     Index size(Index l) const { return size_[l]; }
 
-    // Optional worker team: each application is then split by output rows.
-    void set_team(Team* team) { team_ = team; }
+    // Optional thread pool: each application is then split by output rows
+    // into one block per member (rows are computed the same either way).
+    void set_pool(ThreadPool* pool) { pool_ = pool; }
 
     void apply(const RowMat& X, RowMat& Y) const override {
         Y.setZero(X.rows(), X.cols());
@@ -273,11 +278,11 @@ private:
                 }
             }
         };
-        if (team_ && team_->size() > 1) team_->run(part);
+        if (pool_ && pool_->size() > 1) pool_->run(part);
         else part(0, 1);
     }
 
-    Team* team_ = nullptr;
+    ThreadPool* pool_ = nullptr;
 
 private:
     std::vector<Block> blocks_;

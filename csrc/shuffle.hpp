@@ -16,6 +16,9 @@
 //   samples are identical for any n_threads and any chunking of [0, n).
 //   With `observed`, the unshuffled network is clustered in the same pool
 //   with the options of `seed` (what spectral() gives it on its own).
+//   The replicates run on one ThreadPool of worker_count(tasks, n_threads)
+//   members; each clustering makes its own pool of the n_threads its
+//   options ask for (1 from the bindings: no threads, no nesting).
 // Memory: per worker thread one set of weight buffers and one operator,
 // rebuilt in place for each of its replicates (capacity is kept), so memory
 // does not grow with the number of replicates. Thread safety: pure; workers share only
@@ -149,7 +152,8 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
         sparse_layers[l] = static_cast<double>(nz[l].size()) <= kSparseIndexDensity * static_cast<double>(src.w[l].size());
     // The slowest task (the observed network is no cheaper than a replicate)
     // goes first, so no worker starts it when the others are nearly done.
-    parallel_for_worker(tasks, o.n_threads, [&](std::int64_t j, int w) {
+    ThreadPool pool(static_cast<int>(workers));
+    pool.for_each(tasks, [&](std::int64_t j, int w) {
         if (j < first) {
             LayeredGraph original(src.views(), true);
             original.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);

@@ -14,7 +14,11 @@
 // With c >= n_clusters components the c-fold eigenvalue 0 leaves the basis
 // open; the n_clusters components of largest volume are used (ties: first).
 // Errors: std::invalid_argument for n_clusters out of [2, n_kept].
-// Thread safety: pure; k-means restarts run on opts.n_threads threads.
+// Threads: one ThreadPool of opts.n_threads members (or the caller's pool)
+// serves both the operator applications of the eigensolver (their row
+// blocks, on layered graphs large enough to pay for it) and the k-means
+// restarts; the results do not depend on the number of threads.
+// Thread safety: pure.
 #pragma once
 
 #include "kmeans.hpp"
@@ -32,7 +36,7 @@ namespace netmod {
 struct SpectralOptions {
     Index n_clusters = 12;
     bool cluster = true;  // false: eigenpairs only
-    int operator_threads = 1;  // threads per operator application (layered)
+    int n_threads = 1;  // members of the pool spectral() makes when given none
     LanczosOptions lanczos;
     KMeansOptions kmeans;
 };
@@ -181,8 +185,11 @@ struct SpectralWorkspace {
     LayeredOperator op;
 };
 
+// `pool`: threads for the operator products and the k-means restarts
+// (opts.n_threads and opts.kmeans.n_threads are then not used).
 template <class G>
-SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspace* ws = nullptr) {
+SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspace* ws,
+                        ThreadPool& pool) {
     const Compaction comp(g.degrees());
     const Index n = g.n_nodes(), nk = comp.size(), k = opts.n_clusters;
     if (k < 2) throw std::invalid_argument("n_clusters must be >= 2, got " + std::to_string(k));
@@ -221,16 +228,15 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
                 owned = g.layered(comp);
                 op = owned.get();
             }
-            op->set_team(nullptr);
-            // Operator applications split over a team pay off only on big blocks.
-            std::unique_ptr<Team> team;
-            const int threads = resolve_threads(opts.operator_threads);
-            if (threads > 1 && op->work() >= 100000) {
-                team = std::make_unique<Team>(threads);
-                op->set_team(team.get());
-            }
+            // Operator applications split over the pool pay off only on big
+            // blocks. The operator may be the caller's (ws): it must not keep
+            // the pool past this call, also when the solver throws.
+            struct Detach {
+                LayeredOperator* op;
+                ~Detach() { op->set_pool(nullptr); }
+            } detach{op};
+            op->set_pool(op->work() >= 100000 ? &pool : nullptr);
             done = detail::bipartite_eigenpairs(*op, Zall, k - c, opts.lanczos, X, lam, res);
-            op->set_team(nullptr);
         }
         if (!done) {
             const auto op = g.normalized(comp);
@@ -254,7 +260,7 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
 
     detail::KRowMat emb(nk, k);
     for (Index i = 0; i < nk; ++i) emb.row(i) = X.row(i) * comp.inv_sqrt[i];
-    const KMeansResult km = kmeans(emb, k, opts.kmeans);
+    const KMeansResult km = kmeans(emb, k, opts.kmeans, pool);
     res.inertia = km.inertia;
     std::vector<std::int64_t> raw = km.labels;
     detail::fill_empty_clusters(raw, k);
@@ -263,6 +269,12 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
     for (Index i = 0; i < nk; ++i) res.labels[comp.node_of[i]] = compact_labels[i];
     res.ncut = g.ncut(res.labels.data(), k);
     return res;
+}
+
+template <class G>
+SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspace* ws = nullptr) {
+    ThreadPool pool(opts.n_threads);
+    return spectral(g, opts, ws, pool);
 }
 
 }  // namespace netmod
