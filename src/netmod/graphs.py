@@ -28,8 +28,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._native import core as _core
+from ._validate import check_choice, check_int
 
-__all__ = ["from_layers", "from_torch", "layer_weights", "to_igraph"]
+__all__ = ["KERNEL_NORMS", "from_layers", "from_torch", "kernel_norms", "layer_weights", "to_igraph"]
 
 # Relative tolerance under which a matrix counts as symmetric (and is then
 # symmetrised exactly): float round-off of A + A.T style constructions.
@@ -107,6 +108,75 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     c = np.array(a, dtype=np.float64, order="C", copy=True)
     c.setflags(write=False)
     return c
+
+
+KERNEL_NORMS = ("l1", "l2", "induced-l1", "spectral")
+
+
+def kernel_norms(kernel: Any, norm: str = "l1", *, groups: int = 1) -> np.ndarray:
+    """The (in, out) edge weights that a convolution kernel gives its filter graph.
+
+    Entry (i, j) is a norm of the kernel slice ``|K[j, i]|`` joining input
+    channel i to output channel j (REFERENCE.md 8): the weight matrix of the
+    block between two conv layers, as :func:`from_layers` takes it.
+
+    Parameters
+    ----------
+    kernel : array_like
+        A torch-layout kernel (out_channels, in_channels / groups, *spatial),
+        e.g. ``conv.weight.detach().numpy()``; 1 to 3 spatial axes.
+    norm : {"l1", "l2", "induced-l1", "spectral"}, default "l1"
+        "l1": the sum of the slice's absolute values; "l2": its Frobenius norm;
+        "induced-l1": numpy's induced matrix 1-norm of a 2-D slice (the
+        largest column sum, what the 2021 authors' code computed); "spectral":
+        the largest singular value of a 2-D slice. For 1-D slices the induced
+        norms are the vector 1- and 2-norms; 3-D slices take only "l1"/"l2".
+    groups : int, default 1
+        The convolution's groups: output channel j sees only the input
+        channels of its group; every other entry is 0.
+
+    Returns
+    -------
+    ndarray
+        float64, shape (in_channels, out_channels), non-negative.
+
+    Examples
+    --------
+    >>> k = np.zeros((2, 1, 3, 3)); k[0, 0, 0, :] = 1.0; k[1, 0, :, 0] = -1.0
+    >>> kernel_norms(k, "l1"), kernel_norms(k, "induced-l1")
+    (array([[3., 3.]]), array([[1., 3.]]))
+    """
+    norm = check_choice(norm, "norm", KERNEL_NORMS)
+    groups = check_int(groups, "groups", 1)
+    k = np.asarray(kernel)
+    if k.dtype == object or not (np.issubdtype(k.dtype, np.number) or k.dtype == bool) or np.iscomplexobj(k):
+        raise TypeError(f"kernel must be a real numeric array, got dtype {k.dtype}")
+    if not 3 <= k.ndim <= 5:
+        raise ValueError(f"kernel must be (out, in / groups, *spatial) with 1 to 3 spatial axes, got shape {k.shape}")
+    k = np.abs(k.astype(np.float64, copy=False))
+    if not np.isfinite(k).all():
+        raise ValueError("kernel must be finite, got NaN or inf")
+    n_out, n_in_group = k.shape[:2]
+    if n_out % groups:
+        raise ValueError(f"kernel's {n_out} output channels are not divisible by groups={groups}")
+    spatial = k.ndim - 2
+    if norm in ("induced-l1", "spectral") and spatial == 3:
+        raise ValueError(f"norm {norm!r} is defined for 1-D and 2-D kernel slices, got 3-D ones; use 'l1' or 'l2'")
+    flat = k.reshape(n_out, n_in_group, -1)
+    if norm == "l1" or (norm == "induced-l1" and spatial == 1):
+        per = flat.sum(axis=2)
+    elif norm == "l2" or (norm == "spectral" and spatial == 1):
+        per = np.sqrt(np.square(flat).sum(axis=2))
+    elif norm == "induced-l1":
+        per = k.sum(axis=2).max(axis=2)  # column sums over the rows of each slice, then their largest
+    else:
+        per = np.linalg.norm(k, ord=2, axis=(2, 3))
+    out_per_group = n_out // groups
+    blocks = np.zeros((n_in_group * groups, n_out))
+    for g in range(groups):
+        cols = slice(g * out_per_group, (g + 1) * out_per_group)
+        blocks[g * n_in_group:(g + 1) * n_in_group, cols] = per[cols].T
+    return blocks
 
 
 def from_layers(weights: Sequence[Any], *, names: Sequence[str] | None = None) -> ig.Graph:
@@ -457,7 +527,9 @@ def as_native(graph: Any) -> NativeGraph:
 
     Accepts an igraph.Graph (edge attribute "weight", absent = 1; a graph from
     from_layers/from_torch whose edges still are its stored weights keeps its
-    layers), a scipy sparse matrix or array, a dense 2-D array, or a torch MLP.
+    layers), a scipy sparse matrix or array, a dense 2-D array, a torch MLP, or
+    a list of (in, out) layer weight matrices (numpy arrays, as from_layers
+    takes them; edge weights |w|).
     """
     if isinstance(graph, (LayeredInput, CsrInput)):
         return graph
@@ -467,13 +539,16 @@ def as_native(graph: Any) -> NativeGraph:
         return _csr_from_scipy(graph)
     if is_torch_module(graph):
         return as_layered(graph)
+    if isinstance(graph, (list, tuple)) and len(graph) > 0 and all(isinstance(w, np.ndarray) for w in graph):
+        # The (in, out) layer weights from_layers takes: the same graph, without igraph.
+        return LayeredInput(check_weights(graph, "graph"))
     if isinstance(graph, np.ndarray) or (
         isinstance(graph, (list, tuple)) and len(graph) > 0 and not isinstance(graph[0], np.ndarray)
     ):
         return _csr_from_dense(graph)
     raise TypeError(
-        "graph must be an igraph.Graph, a scipy sparse matrix, a square numpy array or a "
-        f"torch module, got {type(graph).__name__}"
+        "graph must be an igraph.Graph, a scipy sparse matrix, a square numpy array, a "
+        f"torch module or a list of (in, out) numpy weight matrices, got {type(graph).__name__}"
     )
 
 

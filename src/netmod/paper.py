@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONDITION", "CONDITIONS", "PAPER", "PROTOCOLS", "UNTRAINED_MLP", "Condition", "Protocol"]
+__all__ = ["CONDITION", "CONDITIONS", "PAPER", "PROTOCOLS", "UNTRAINED_CNN", "UNTRAINED_MLP", "Condition", "Protocol"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +90,12 @@ PAPER = {
 
 # The untrained (Glorot-uniform) 784-256x4-10 MLP at k=12 (REFERENCE.md 6): n-cut mean, sd.
 UNTRAINED_MLP = {"sizes": (784, 256, 256, 256, 256, 10), "n_clusters": 12, "ncut": 10.30, "sd": 0.03}
+
+# REFERENCE.md 6c: random-init (Glorot-uniform, zero biases) CNN filter graphs,
+# conv filters only, k=12, the authors' kernel norm ("induced-l1"); 100 nets each.
+UNTRAINED_CNN = {
+    "small CNN": {"in_channels": 1, "channels": (64, 64, 64), "n_clusters": 12, "norm": "induced-l1",
+                  "ncut": 10.923, "sd": 0.007},
+    "VGG-16 CIFAR-10": {"in_channels": 3, "channels": (64, 64, 128, 128, 256, 256, 256) + (512,) * 6,
+                        "n_clusters": 12, "norm": "induced-l1", "ncut": 8.52, "sd": 0.03},
+}

@@ -1,4 +1,4 @@
-"""Synthetic MLP weights: Glorot initialisation, planted modules, pruning.
+"""Synthetic weights: Glorot initialisation of MLPs and CNN kernels, planted modules, pruning.
 
 numpy only, so benchmarks and tests of the graph and null machinery need no
 torch.
@@ -12,7 +12,7 @@ import numpy as np
 
 from ._validate import check_int, check_seed
 
-__all__ = ["glorot_weights", "clusterable_weights", "prune_by_magnitude"]
+__all__ = ["glorot_weights", "glorot_conv_kernels", "clusterable_weights", "prune_by_magnitude"]
 
 
 def _check_sizes(sizes: Sequence[int]) -> list:
@@ -50,6 +50,47 @@ def glorot_weights(sizes: Sequence[int], *, seed: int | None = 0) -> list:
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         bound = np.sqrt(6.0 / (n_in + n_out))
         out.append(rng.uniform(-bound, bound, size=(n_in, n_out)))
+    return out
+
+
+def glorot_conv_kernels(
+    channels: Sequence[int], *, in_channels: int, kernel_size: int = 3, seed: int | None = 0
+) -> list:
+    """Glorot/Xavier-uniform kernels of a chain of 2-D convolutions, as Keras
+    initialises Conv2D layers.
+
+    Parameters
+    ----------
+    channels : sequence of int
+        Output channels of each convolution, in order.
+    in_channels : int
+        Channels of the input image (1 for MNIST, 3 for CIFAR-10).
+    kernel_size : int, default 3
+        Square kernels of kernel_size x kernel_size.
+    seed : int or None, default 0
+        Seed of ``numpy.random.default_rng`` (None draws one).
+
+    Returns
+    -------
+    list of ndarray
+        float64 kernels in torch's layout (out, in, kh, kw), entries U(-b, b)
+        with b = sqrt(6 / ((in + out) * kh * kw)). ``netmod.kernel_norms`` of
+        kernels 1.. gives the blocks of the filter graph (the first kernel's
+        inputs are image channels, which the 2021 CNN graphs leave out).
+
+    Examples
+    --------
+    >>> from netmod.synthetic import glorot_conv_kernels
+    >>> [k.shape for k in glorot_conv_kernels([4, 8], in_channels=3)]
+    [(4, 3, 3, 3), (8, 4, 3, 3)]
+    """
+    channels = _check_sizes([in_channels, *channels])
+    size = check_int(kernel_size, "kernel_size", 1)
+    rng = np.random.default_rng(check_seed(seed))
+    out = []
+    for n_in, n_out in zip(channels[:-1], channels[1:]):
+        bound = np.sqrt(6.0 / ((n_in + n_out) * size * size))
+        out.append(rng.uniform(-bound, bound, size=(n_out, n_in, size, size)))
     return out
 
 

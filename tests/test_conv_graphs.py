@@ -1,0 +1,130 @@
+"""Filter graphs of convolutions: kernel norms and the random-init CNN references.
+
+`kernel_norms` is checked against a loop over kernel slices with numpy's own
+norms, its group structure against what a torch convolution actually connects
+(impulse responses), and the filter graphs of Glorot-initialised CNN chains
+against the published random-init n-cuts (REFERENCE.md 6c).
+"""
+
+import numpy as np
+import pytest
+
+import netmod
+from netmod.paper import UNTRAINED_CNN
+from netmod.synthetic import glorot_conv_kernels
+
+NUMPY_NORM = {
+    "l1": lambda s: np.abs(s).sum(),
+    "l2": lambda s: np.sqrt(np.square(s).sum()),
+    "induced-l1": lambda s: np.linalg.norm(s, ord=1),
+    "spectral": lambda s: np.linalg.norm(s, ord=2),
+}
+
+
+def loop_norms(kernel, norm, groups=1):
+    n_out, n_in_group = kernel.shape[:2]
+    per_group = n_out // groups
+    out = np.zeros((n_in_group * groups, n_out))
+    for j in range(n_out):
+        g = j // per_group
+        for i in range(n_in_group):
+            out[g * n_in_group + i, j] = NUMPY_NORM[norm](np.abs(kernel[j, i]))
+    return out
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "induced-l1", "spectral"])
+@pytest.mark.parametrize("shape,groups", [((6, 4, 3, 3), 1), ((6, 2, 3, 5), 2), ((6, 1, 3, 3), 6), ((4, 3, 1, 1), 1)])
+def test_kernel_norms_match_numpy_slice_by_slice(norm, shape, groups):
+    kernel = np.random.default_rng(1).normal(size=shape)
+    got = netmod.kernel_norms(kernel, norm, groups=groups)
+    np.testing.assert_allclose(got, loop_norms(kernel, norm, groups), rtol=1e-12, atol=0)
+    assert got.dtype == np.float64 and got.shape == (shape[1] * groups, shape[0])
+
+
+def test_induced_l1_is_the_largest_column_sum_not_the_entrywise_sum():
+    k = np.zeros((1, 1, 3, 3))
+    k[0, 0] = [[1, -2, 0], [1, 0, 0], [1, 0, -4]]
+    assert netmod.kernel_norms(k, "induced-l1")[0, 0] == 4.0  # column sums 3, 2, 4
+    assert netmod.kernel_norms(k, "l1")[0, 0] == 9.0
+
+
+@pytest.mark.parametrize("spatial", [(5,), (2, 3, 2)])
+def test_one_and_three_d_kernels(spatial):
+    kernel = np.random.default_rng(2).normal(size=(3, 2, *spatial))
+    flat = np.abs(kernel).reshape(3, 2, -1)
+    np.testing.assert_allclose(netmod.kernel_norms(kernel, "l1"), flat.sum(axis=2).T, rtol=1e-12)
+    np.testing.assert_allclose(netmod.kernel_norms(kernel, "l2"), np.sqrt((flat**2).sum(axis=2)).T, rtol=1e-12)
+    if len(spatial) == 1:  # the induced norms of a vector are its 1- and 2-norms
+        np.testing.assert_allclose(netmod.kernel_norms(kernel, "induced-l1"), flat.sum(axis=2).T, rtol=1e-12)
+        np.testing.assert_allclose(netmod.kernel_norms(kernel, "spectral"), np.sqrt((flat**2).sum(axis=2)).T,
+                                   rtol=1e-12)
+    else:
+        for norm in ("induced-l1", "spectral"):
+            with pytest.raises(ValueError, match="1-D and 2-D kernel slices"):
+                netmod.kernel_norms(kernel, norm)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4])
+def test_group_structure_is_what_torch_connects(groups):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 8, 3, padding=1, groups=groups, bias=False)
+    norms = netmod.kernel_norms(conv.weight.detach().numpy(), "l1", groups=groups)
+    for i in range(4):  # an impulse in input channel i reaches exactly the outputs it is joined to
+        x = torch.zeros(1, 4, 5, 5)
+        x[0, i, 2, 2] = 1.0
+        reached = conv(x).detach().abs().sum(dim=(0, 2, 3)).numpy() > 0
+        np.testing.assert_array_equal(norms[i] > 0, reached)
+        expected = conv.weight.detach().abs().sum(dim=(2, 3)).numpy()  # (out, in / groups)
+        for j in np.flatnonzero(reached):
+            assert norms[i, j] == pytest.approx(expected[j, i % (4 // groups)], rel=1e-6)
+
+
+@pytest.mark.parametrize("bad,error,message", [
+    (dict(norm="max"), ValueError, "norm"),
+    (dict(groups=4), ValueError, "divisible by groups"),
+    (dict(groups=0), ValueError, "groups"),
+    (dict(kernel=np.ones((2, 2))), ValueError, "spatial"),
+    (dict(kernel=np.full((2, 2, 3, 3), np.nan)), ValueError, "finite"),
+    (dict(kernel=np.ones((2, 2, 3, 3), dtype=complex)), TypeError, "real"),
+])
+def test_kernel_norms_refuse_bad_input(bad, error, message):
+    args = {"kernel": np.ones((6, 2, 3, 3)), "norm": "l1", "groups": 1} | bad
+    with pytest.raises(error, match=message):
+        netmod.kernel_norms(args["kernel"], args["norm"], groups=args["groups"])
+
+
+def test_glorot_conv_kernels_are_keras_glorot_uniform():
+    kernels = glorot_conv_kernels([16, 32], in_channels=3, kernel_size=3, seed=4)
+    assert [k.shape for k in kernels] == [(16, 3, 3, 3), (32, 16, 3, 3)]
+    for k, (n_in, n_out) in zip(kernels, [(3, 16), (16, 32)]):
+        bound = np.sqrt(6.0 / ((n_in + n_out) * 9))
+        assert 0.95 * bound < np.abs(k).max() <= bound
+        assert abs(k.mean()) < 0.1 * bound
+    again = glorot_conv_kernels([16, 32], in_channels=3, kernel_size=3, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(kernels, again))
+
+
+def test_a_list_of_layer_weights_is_the_from_layers_graph():
+    blocks = [netmod.kernel_norms(k, "l2") for k in glorot_conv_kernels([8, 8, 6], in_channels=2, seed=3)[1:]]
+    labels = np.random.default_rng(0).integers(0, 3, size=8 + 8 + 6)
+    graph = netmod.from_layers(blocks)
+    assert netmod.ncut(blocks, labels) == netmod.ncut(graph, labels)
+    a = netmod.spectral_clustering(blocks, n_clusters=3, seed=1)
+    b = netmod.spectral_clustering(graph, n_clusters=3, seed=1)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.ncut == b.ncut
+
+
+@pytest.mark.parametrize("name,tol", [("small CNN", 0.03), ("VGG-16 CIFAR-10", 0.05)])
+def test_random_init_cnn_filter_graphs_match_the_published_ncut(name, tol):
+    # REFERENCE.md 6c: conv filters only (the image channels left out), the
+    # authors' norm, k=12, mean over 20 nets (the paper: 100).
+    ref = UNTRAINED_CNN[name]
+    values = []
+    for seed in range(20):
+        kernels = glorot_conv_kernels(ref["channels"], in_channels=ref["in_channels"], seed=seed)
+        blocks = [netmod.kernel_norms(k, ref["norm"]) for k in kernels[1:]]
+        assert sum(b.shape[1] for b in blocks) + blocks[0].shape[0] == sum(ref["channels"])
+        values.append(netmod.ncut(blocks, n_clusters=ref["n_clusters"], seed=seed))
+    assert abs(np.mean(values) - ref["ncut"]) < tol, (np.mean(values), np.std(values))
