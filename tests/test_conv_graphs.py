@@ -11,7 +11,7 @@ import pytest
 
 import netmod
 from netmod.paper import UNTRAINED_CNN
-from netmod.synthetic import glorot_conv_kernels
+from netmod.synthetic import clusterable_conv_kernels, glorot_conv_kernels
 
 NUMPY_NORM = {
     "l1": lambda s: np.abs(s).sum(),
@@ -128,3 +128,36 @@ def test_random_init_cnn_filter_graphs_match_the_published_ncut(name, tol):
         assert sum(b.shape[1] for b in blocks) + blocks[0].shape[0] == sum(ref["channels"])
         values.append(netmod.ncut(blocks, n_clusters=ref["n_clusters"], seed=seed))
     assert abs(np.mean(values) - ref["ncut"]) < tol, (np.mean(values), np.std(values))
+
+
+def test_clusterable_conv_kernels_plant_the_modules():
+    plain = glorot_conv_kernels([6, 8, 5], in_channels=2, seed=7)
+    planted = clusterable_conv_kernels([6, 8, 5], in_channels=2, n_modules=3, within=3.0, across=0.5, seed=7)
+    np.testing.assert_array_equal(planted[0], plain[0])  # the image channels' kernel is untouched
+    for l in (1, 2):
+        factor = planted[l] / plain[l]  # one factor per slice, 3.0 or 0.5
+        per_slice = factor.reshape(*factor.shape[:2], -1)
+        np.testing.assert_allclose(per_slice, per_slice[:, :, :1] * np.ones_like(per_slice), rtol=1e-12)
+        assert set(np.round(np.unique(per_slice), 12)) <= {0.5, 3.0}
+    # "Same module" is one equivalence through all layers: two conv-2 channels
+    # share either all their boosted conv-1 partners or none, and two that
+    # share a non-empty set are boosted by the same conv-3 channels too.
+    r1 = (planted[1] / plain[1])[:, :, 0, 0] > 1  # (conv 2, conv 1)
+    r2 = (planted[2] / plain[2])[:, :, 0, 0] > 1  # (conv 3, conv 2)
+    assert r1.any() and r2.any() and not r1.all()
+    for a in range(8):
+        for b in range(8):
+            shared = r1[a] & r1[b]
+            assert not shared.any() or np.array_equal(r1[a], r1[b])
+            if shared.any():
+                np.testing.assert_array_equal(r2[:, a], r2[:, b])
+
+
+@pytest.mark.parametrize("name,tol", [("small CNN", 0.1), ("VGG-16 CIFAR-10", 0.05)])
+def test_clusterable_init_cnn_filter_graphs_match_the_published_ncut(name, tol):
+    ref = UNTRAINED_CNN[name]
+    values = []
+    for seed in range(20):
+        kernels = clusterable_conv_kernels(ref["channels"], in_channels=ref["in_channels"], seed=seed)
+        values.append(netmod.ncut([netmod.kernel_norms(k, ref["norm"]) for k in kernels[1:]], n_clusters=12, seed=seed))
+    assert abs(np.mean(values) - ref["clusterable"]) < tol, (np.mean(values), np.std(values))

@@ -12,7 +12,13 @@ import numpy as np
 
 from ._validate import check_int, check_seed
 
-__all__ = ["glorot_weights", "glorot_conv_kernels", "clusterable_weights", "prune_by_magnitude"]
+__all__ = [
+    "glorot_weights",
+    "glorot_conv_kernels",
+    "clusterable_weights",
+    "clusterable_conv_kernels",
+    "prune_by_magnitude",
+]
 
 
 def _check_sizes(sizes: Sequence[int]) -> list:
@@ -141,6 +147,59 @@ def clusterable_weights(
         same = modules[l][:, None] == modules[l + 1][None, :]
         weights[l] = weights[l] * np.where(same, float(within), float(across))
     return weights
+
+
+def clusterable_conv_kernels(
+    channels: Sequence[int],
+    *,
+    in_channels: int,
+    n_modules: int = 10,
+    within: float = 2.8,
+    across: float = 0.8,
+    kernel_size: int = 3,
+    seed: int | None = 0,
+) -> list:
+    """Glorot conv kernels with planted modules (the 2021 CNN "clusterable initialisation").
+
+    Every output channel gets a random module in 0..n_modules-1. The first
+    kernel (image channels to the first conv) is left as initialised; in every
+    later one the slice K[j, i] between channels of the same module is
+    multiplied by ``within`` and one across modules by ``across`` (the 2021
+    CNN factors 2.8 and 0.8).
+
+    Parameters
+    ----------
+    channels : sequence of int
+        Output channels of each convolution, in order.
+    in_channels : int
+    n_modules : int, default 10
+    within, across : float, default 2.8 and 0.8
+    kernel_size : int, default 3
+    seed : int or None, default 0
+        Seeds the Glorot draw (identical to ``glorot_conv_kernels`` with the
+        same seed) and, through a separate stream, the module assignment.
+
+    Returns
+    -------
+    list of ndarray
+        float64 kernels (out, in, kh, kw).
+
+    Examples
+    --------
+    >>> from netmod.synthetic import clusterable_conv_kernels, glorot_conv_kernels
+    >>> k = clusterable_conv_kernels([4, 4], in_channels=1, n_modules=2, seed=1)
+    >>> bool((k[0] == glorot_conv_kernels([4, 4], in_channels=1, seed=1)[0]).all())
+    True
+    """
+    n_modules = check_int(n_modules, "n_modules", 1)
+    seed = check_seed(seed)
+    kernels = glorot_conv_kernels(channels, in_channels=in_channels, kernel_size=kernel_size, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    modules = [rng.integers(0, n_modules, size=k.shape[0]) for k in kernels]
+    for l in range(1, len(kernels)):
+        same = modules[l][:, None] == modules[l - 1][None, :]
+        kernels[l] = kernels[l] * np.where(same, float(within), float(across))[:, :, None, None]
+    return kernels
 
 
 def prune_by_magnitude(weights: Sequence[np.ndarray], sparsity: float) -> list:
