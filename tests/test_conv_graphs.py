@@ -161,3 +161,60 @@ def test_clusterable_init_cnn_filter_graphs_match_the_published_ncut(name, tol):
         kernels = clusterable_conv_kernels(ref["channels"], in_channels=ref["in_channels"], seed=seed)
         values.append(netmod.ncut([netmod.kernel_norms(k, ref["norm"]) for k in kernels[1:]], n_clusters=12, seed=seed))
     assert abs(np.mean(values) - ref["clusterable"]) < tol, (np.mean(values), np.std(values))
+
+
+def vgg_blocks(seed):
+    ref = UNTRAINED_CNN["VGG-16 CIFAR-10"]
+    kernels = glorot_conv_kernels(ref["channels"], in_channels=ref["in_channels"], seed=seed)
+    return [netmod.kernel_norms(k, ref["norm"]) for k in kernels[1:]]
+
+
+def test_vgg_null_is_the_same_on_any_thread_count_and_keeps_each_blocks_entries():
+    blocks = vgg_blocks(0)
+    runs = [netmod.shuffle_null(blocks, n_shuffles=3, shuffle="layer", n_clusters=12, seed=5, n_threads=t,
+                                progress=False) for t in (1, 2, 3)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.samples, runs[0].samples)
+        assert r.observed == runs[0].observed
+    for i in range(3):
+        shuffled = netmod.shuffled_weights(blocks, shuffle="layer", seed=5, index=i)
+        for a, b in zip(blocks, shuffled):
+            assert a.shape == b.shape and not np.array_equal(a, b)
+            np.testing.assert_array_equal(np.sort(a, axis=None), np.sort(np.abs(b), axis=None))
+
+
+def test_dead_vgg_channels_are_left_out_as_for_mlps():
+    ref = UNTRAINED_CNN["VGG-16 CIFAR-10"]
+    kernels = glorot_conv_kernels(ref["channels"][:6], in_channels=3, seed=1)
+    kernels[2][5] = 0.0  # filter 5 of conv 3: no input...
+    kernels[3][:, 5] = 0.0  # ...and no output
+    blocks = [netmod.kernel_norms(k, "l1") for k in kernels[1:]]
+    p = netmod.spectral_clustering(blocks, n_clusters=6, seed=0)
+    dead = 64 + 64 + 5
+    assert p.labels[dead] == -1 and (np.delete(p.labels, dead) >= 0).all()
+    # The null shuffles the network without the dead filter: the same samples
+    # as for the blocks with it cut out by hand.
+    cut = [b.copy() for b in blocks]
+    cut[1], cut[2] = np.delete(cut[1], 5, axis=1), np.delete(cut[2], 5, axis=0)
+    a = netmod.shuffle_null(blocks, n_shuffles=4, n_clusters=6, seed=2, progress=False)
+    b = netmod.shuffle_null(cut, n_shuffles=4, n_clusters=6, seed=2, progress=False)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert [w.shape for w in netmod.shuffled_weights(blocks, seed=2)] == [w.shape for w in cut]
+
+
+def test_vgg_ncut_matches_sklearn_spectral_clustering():
+    cluster = pytest.importorskip("sklearn.cluster")
+    import scipy.sparse as sp
+
+    ratios = []
+    for seed in range(5):
+        blocks = vgg_blocks(seed)
+        sizes = [blocks[0].shape[0]] + [b.shape[1] for b in blocks]
+        grid = [[None] * len(sizes) for _ in sizes]
+        for l, b in enumerate(blocks):
+            grid[l][l + 1], grid[l + 1][l] = sp.csr_matrix(b), sp.csr_matrix(b.T)
+        a = sp.bmat(grid, format="csr")
+        labels = cluster.SpectralClustering(n_clusters=12, affinity="precomputed", eigen_solver="arpack",
+                                            assign_labels="kmeans", random_state=seed).fit_predict(a)
+        ratios.append(netmod.ncut(blocks, n_clusters=12, seed=seed) / netmod.ncut(blocks, labels))
+    assert abs(np.median(ratios) - 1.0) < 0.01, ratios
