@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import netmod
-from netmod.paper import UNTRAINED_CNN
-from netmod.synthetic import clusterable_conv_kernels, glorot_conv_kernels
+from netmod.paper import UNTRAINED_CNN, UNTRAINED_MLP
+from netmod.synthetic import clusterable_conv_kernels, clusterable_weights, glorot_conv_kernels, glorot_weights
 
 NUMPY_NORM = {
     "l1": lambda s: np.abs(s).sum(),
@@ -218,3 +218,17 @@ def test_vgg_ncut_matches_sklearn_spectral_clustering():
                                             assign_labels="kmeans", random_state=seed).fit_predict(a)
         ratios.append(netmod.ncut(blocks, n_clusters=12, seed=seed) / netmod.ncut(blocks, labels))
     assert abs(np.median(ratios) - 1.0) < 0.01, ratios
+
+
+def test_random_init_mlp_matches_the_published_ncut():
+    # REFERENCE.md 6c: 10.295 +- 0.032 (Glorot), 6.80 +- 0.03 (clusterable init).
+    sizes = UNTRAINED_MLP["sizes"]
+    plain = [netmod.ncut(glorot_weights(sizes, seed=s), n_clusters=12, seed=s) for s in range(20)]
+    assert abs(np.mean(plain) - 10.295) < 0.02, np.mean(plain)
+    planted = [netmod.ncut(clusterable_weights(sizes, first_layer=True, seed=s), n_clusters=12, seed=s)
+               for s in range(20)]
+    assert abs(np.mean(planted) - 6.80) < 0.03, np.mean(planted)
+    # The hidden units keep their modules: only the first layer differs.
+    a = clusterable_weights(sizes, seed=3)
+    b = clusterable_weights(sizes, first_layer=True, seed=3)
+    assert not np.array_equal(a[0], b[0]) and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))

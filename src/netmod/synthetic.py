@@ -106,6 +106,7 @@ def clusterable_weights(
     n_modules: int = 10,
     within: float = 4.6,
     across: float = 0.6,
+    first_layer: bool = False,
     seed: int | None = 0,
 ) -> list:
     """Glorot weights with planted modules ("clusterable initialisation").
@@ -114,6 +115,10 @@ def clusterable_weights(
     first layer (inputs to first hidden layer) is left as initialised; in every
     later layer a weight between units of the same module is multiplied by
     ``within`` and one across modules by ``across`` (Filan et al. 2021).
+    With ``first_layer=True`` the inputs get modules too and the first layer
+    is scaled like the others: that is what reproduces the published
+    random-init n-cut of the 784-256x4-10 MLP (6.80 +- 0.03 at k=12; 6.808 +-
+    0.026 over 20 nets here, against 7.431 with the first layer untouched).
 
     Parameters
     ----------
@@ -121,6 +126,8 @@ def clusterable_weights(
         Units per layer, inputs first.
     n_modules : int, default 10
     within, across : float, default 4.6 and 0.6
+    first_layer : bool, default False
+        Plant the modules in the first layer too (see above).
     seed : int or None, default 0
         Seeds the Glorot draw (identical to ``glorot_weights(sizes, seed=seed)``)
         and, through a separate stream, the module assignment.
@@ -143,7 +150,9 @@ def clusterable_weights(
     weights = glorot_weights(sizes, seed=seed)
     rng = np.random.default_rng([seed, 1])
     modules = [None] + [rng.integers(0, n_modules, size=s) for s in sizes[1:]]
-    for l in range(1, len(weights)):
+    if first_layer:  # drawn after the others: the hidden units keep their modules
+        modules[0] = rng.integers(0, n_modules, size=sizes[0])
+    for l in range(0 if first_layer else 1, len(weights)):
         same = modules[l][:, None] == modules[l + 1][None, :]
         weights[l] = weights[l] * np.where(same, float(within), float(across))
     return weights
