@@ -232,3 +232,33 @@ def test_random_init_mlp_matches_the_published_ncut():
     a = clusterable_weights(sizes, seed=3)
     b = clusterable_weights(sizes, first_layer=True, seed=3)
     assert not np.array_equal(a[0], b[0]) and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "induced-l1", "spectral"])
+def test_scale_multiplies_the_kernels_of_each_output_channel(norm):
+    kernel = np.random.default_rng(3).normal(size=(5, 2, 3, 3))
+    scale = np.array([2.0, -0.5, 0.0, 1.0, 3.0])
+    np.testing.assert_allclose(netmod.kernel_norms(kernel, norm, scale=scale),
+                               loop_norms(kernel * scale[:, None, None, None], norm), rtol=1e-12)
+    with pytest.raises(ValueError, match="one factor per output channel"):
+        netmod.kernel_norms(kernel, norm, scale=np.ones(4))
+
+
+def test_batchnorm_after_a_conv_folds_in_as_torch_computes_it():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(1)
+    conv, bn = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.weight.uniform_(-2, 2)
+        bn.running_var.uniform_(0.1, 3)
+        bn.running_mean.normal_()
+    net = torch.nn.Sequential(conv, bn).eval()
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().numpy()
+    got = netmod.kernel_norms(conv.weight.detach().numpy(), "l1", scale=scale)
+    with torch.no_grad():
+        base = net(torch.zeros(1, 3, 5, 5))
+        for i in range(3):  # the impulse response of input channel i is the folded kernel (flipped)
+            x = torch.zeros(1, 3, 5, 5)
+            x[0, i, 2, 2] = 1.0
+            response = (net(x) - base)[0, :, 1:4, 1:4].abs().sum(dim=(1, 2)).numpy()
+            np.testing.assert_allclose(got[i], response, rtol=1e-5)

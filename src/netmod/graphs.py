@@ -113,7 +113,7 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 KERNEL_NORMS = ("l1", "l2", "induced-l1", "spectral")
 
 
-def kernel_norms(kernel: Any, norm: str = "l1", *, groups: int = 1) -> np.ndarray:
+def kernel_norms(kernel: Any, norm: str = "l1", *, groups: int = 1, scale: Any = None) -> np.ndarray:
     """The (in, out) edge weights that a convolution kernel gives its filter graph.
 
     Entry (i, j) is a norm of the kernel slice ``|K[j, i]|`` joining input
@@ -134,6 +134,12 @@ def kernel_norms(kernel: Any, norm: str = "l1", *, groups: int = 1) -> np.ndarra
     groups : int, default 1
         The convolution's groups: output channel j sees only the input
         channels of its group; every other entry is 0.
+    scale : array_like, optional
+        One factor per output channel that multiplies its kernels before the
+        norm (column j of the result is multiplied by ``|scale[j]|``, the
+        norms being absolutely homogeneous). A BatchNorm after the
+        convolution folds in as ``scale = gamma / sqrt(running_var + eps)``
+        (REFERENCE.md 8).
 
     Returns
     -------
@@ -171,6 +177,16 @@ def kernel_norms(kernel: Any, norm: str = "l1", *, groups: int = 1) -> np.ndarra
         per = k.sum(axis=2).max(axis=2)  # column sums over the rows of each slice, then their largest
     else:
         per = np.linalg.norm(k, ord=2, axis=(2, 3))
+    if scale is not None:
+        factor = np.asarray(scale)
+        if factor.dtype == object or not np.issubdtype(factor.dtype, np.number) or np.iscomplexobj(factor):
+            raise TypeError(f"scale must be a real numeric array, got dtype {factor.dtype}")
+        if factor.shape != (n_out,):
+            raise ValueError(f"scale must hold one factor per output channel ({n_out}), got shape {factor.shape}")
+        factor = np.abs(factor.astype(np.float64))
+        if not np.isfinite(factor).all():
+            raise ValueError("scale must be finite, got NaN or inf")
+        per = per * factor[:, None]
     out_per_group = n_out // groups
     blocks = np.zeros((n_in_group * groups, n_out))
     for g in range(groups):
