@@ -439,3 +439,16 @@ def standard_data():
             pytest.fail(f"{REQUIRE_DATA}=1 but {why}")
         pytest.skip(why)
     return root
+
+
+@pytest.fixture(scope="session")
+def cnn_models():
+    """tests/cnn_models.py (torchvision-topology test architectures), loaded by path."""
+    pytest.importorskip("torch")
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("netmod_test_cnn_models", Path(__file__).with_name("cnn_models.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
