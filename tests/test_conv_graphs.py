@@ -127,6 +127,16 @@ def mean_filter_graph_ncut(ref, make_kernels, n_nets=20):
     return np.mean(values), np.std(values)
 
 
+def test_a_list_holding_one_square_matrix_is_refused_as_ambiguous():
+    adjacency = np.abs(np.random.default_rng(0).normal(size=(6, 6)))
+    adjacency = adjacency + adjacency.T
+    with pytest.raises(ValueError, match="one square matrix"):
+        netmod.ncut([adjacency], n_clusters=2)
+    layer = adjacency[:, :4]  # one non-square layer is unambiguous
+    assert netmod.ncut([layer], np.zeros(10, dtype=int)) == 0.0
+    assert netmod.ncut(netmod.from_layers([adjacency]), n_clusters=2) > 0  # the explicit way still works
+
+
 @pytest.mark.parametrize("name,tol", [("small CNN", 0.03), ("VGG-16 CIFAR-10", 0.05)])
 def test_random_init_cnn_filter_graphs_match_the_published_ncut(name, tol):
     # REFERENCE.md 6c: conv filters only, the authors' norm, k=12, mean over 20 nets (the paper: 100).

@@ -557,6 +557,11 @@ def as_native(graph: Any) -> NativeGraph:
         return as_layered(graph)
     if isinstance(graph, (list, tuple)) and len(graph) > 0 and all(isinstance(w, np.ndarray) for w in graph):
         # The (in, out) layer weights from_layers takes: the same graph, without igraph.
+        if len(graph) == 1 and graph[0].ndim == 2 and graph[0].shape[0] == graph[0].shape[1]:
+            raise ValueError(
+                "graph is a list holding one square matrix: it could be an adjacency matrix or one "
+                "(in, out) layer; pass the adjacency itself, or from_layers([w]) for a layer"
+            )
         return LayeredInput(check_weights(graph, "graph"))
     if isinstance(graph, np.ndarray) or (
         isinstance(graph, (list, tuple)) and len(graph) > 0 and not isinstance(graph[0], np.ndarray)
