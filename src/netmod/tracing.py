@@ -31,7 +31,7 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-__all__ = ["MlpReplay", "MlpTrace", "TracedOp", "mlp_weights", "trace_mlp"]
+__all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_mlp", "trace_network"]
 
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 _CHAIN = "netmod's MLP graph is a chain of Linear layers with elementwise operations between them"
@@ -1076,3 +1076,624 @@ class MlpReplay:
         if expected.shape != got.shape or not torch.allclose(expected, got, rtol=1e-4, atol=1e-5):
             raise ValueError("model's forward is not the chain of its Linear layers and activations (functional "
                              "code in forward?); lesion analysis needs a plain MLP")
+
+
+# --- any network: the filter/unit graph of Linear and conv layers (REFERENCE.md 8) -----------------
+
+NORMS = ("l1", "l2", "induced-l1", "spectral")
+_CONV_TYPES = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.Conv3d: "conv3d"}
+_BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_NET = ("netmod's weight graph takes Linear and Conv1d/2d/3d layers, eval-mode BatchNorm, elementwise "
+        "activations, dropout, pooling, padding, + and - of tensors, channel concatenation and flatten")
+_NET_HINT = ("trace a sub-module made of those (for example the convolutional trunk, with include='conv' "
+             "to keep its conv filters), or describe the network by its activations instead")
+
+# Parameter-free modules and functions that keep each channel (or feature) where it is: activations,
+# dropout, pooling and padding. Only the units matter for the graph, not what is computed on them.
+_KEEP_MODULES = tuple(_ELEMENTWISE_MODULES) + tuple(_SOFTMAX_MODULES) + (
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d,
+    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+    nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
+    nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
+)
+_KEEP_FUNCTIONS = (set(_ELEMENTWISE_FUNCTIONS) | set(_SOFTMAX_FUNCTIONS) | {
+    F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
+    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
+    F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.lp_pool1d, F.lp_pool2d, F.pad,
+    torch.max_pool1d, torch.max_pool2d, torch.max_pool3d, torch.avg_pool1d, torch.adaptive_avg_pool1d,
+}) - {torch.add, torch.sub, operator.add, operator.sub, torch.mul, operator.mul, torch.div, operator.truediv,
+      torch.true_divide, operator.floordiv, torch.pow, operator.pow}
+_KEEP_METHODS = (set(_ELEMENTWISE_METHODS) | set(_SOFTMAX_METHODS) | {"contiguous", "clone", "detach"}) - {
+    "add", "sub", "mul", "div", "true_divide", "pow", "add_", "sub_", "mul_", "div_"}
+_ADD = {operator.add: 1.0, torch.add: 1.0, operator.iadd: 1.0, operator.sub: -1.0, torch.sub: -1.0,
+        operator.isub: -1.0}
+_ADD_METHODS = {"add": 1.0, "add_": 1.0, "sub": -1.0, "sub_": -1.0}
+# Arithmetic with numbers (x * 2, x / 255, x ** 2): the weight graph is of weights, as for MLPs.
+_NUMBER_OPS = {operator.mul, torch.mul, operator.truediv, torch.div, torch.true_divide, operator.floordiv,
+               operator.pow, torch.pow, operator.imul, operator.itruediv}
+_NUMBER_METHODS = {"mul", "div", "true_divide", "pow", "mul_", "div_"}
+_CAT = {torch.cat, torch.concat, torch.concatenate}
+_FLATTEN_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze}
+_FLATTEN_METHODS = {"view", "reshape", "flatten", "squeeze"}
+_MEAN_METHODS = {"mean", "sum", "amax", "amin"}
+_MEAN_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkTrace:
+    """The layers of units of a traced network and the weight blocks between them.
+
+    Attributes
+    ----------
+    names : tuple of str
+        ``"input"``, then each parametrised layer's module path, in execution order.
+    kinds : tuple of str
+        ``"input"``, ``"linear"``, ``"conv1d"``, ``"conv2d"`` or ``"conv3d"`` per layer.
+    sizes : tuple of int
+        Units per layer: input channels (or features), out_channels, out_features.
+    pairs : tuple of (int, int)
+        ``(src, dst)`` layers of each block, src < dst, each pair once, in order.
+    blocks : tuple of numpy.ndarray
+        ``(sizes[src], sizes[dst])`` float64, read-only. Between a Linear layer and the
+        features it reads the signed weights (edge weight ``|w|``); every other block
+        holds the norm of each kernel slice (conv) or of each channel's ``h*w`` weights
+        (a flattened map read by a Linear layer), non-negative.
+    kernel_norm : str
+    folded : tuple of str
+        What each BatchNorm was folded into, one line per BatchNorm.
+    unused : tuple of str
+        Parametrised layers of the model that do not run in forward (no units).
+    """
+
+    names: tuple
+    kinds: tuple
+    sizes: tuple
+    pairs: tuple
+    blocks: tuple
+    kernel_norm: str
+    folded: tuple
+    unused: tuple
+
+
+@dataclass(eq=False)
+class _Units:
+    """What the feature positions (dim 1) of a tensor are: a sum of terms, each a layer's units.
+
+    Term ``(layer, unit, scale)``: position p carries ``scale[p]`` times unit ``unit[p]`` of
+    ``layer`` (unit -1: nothing of that layer). ``coord``: after a flatten, position p is
+    spatial location ``coord[p]`` of a map of shape ``spatial``; None before. ``fresh``: the
+    layer whose output this is through single-use ops that keep channels (BatchNorm folds
+    into it), else None.
+    """
+
+    terms: list
+    size: int
+    coord: np.ndarray | None = None
+    spatial: tuple = ()
+    fresh: int | None = None
+
+
+def _slice_norms(m: np.ndarray, norm: str) -> np.ndarray:
+    """Norms of the trailing slices of ``m`` (shape (a, b, *slice)) -> (a, b), as kernel_norms defines them."""
+    a = np.abs(m)
+    spatial = a.ndim - 2
+    flat = a.reshape(a.shape[0], a.shape[1], -1)
+    if norm == "l1" or (norm == "induced-l1" and spatial <= 1):
+        return flat.sum(axis=2)
+    if norm == "l2" or (norm == "spectral" and spatial <= 1):
+        return np.sqrt(np.square(flat).sum(axis=2))
+    if spatial != 2:
+        raise ValueError(f"kernel_norm {norm!r} is defined for 1-D and 2-D slices, got {spatial}-D ones; "
+                         "use 'l1' or 'l2'")
+    if norm == "induced-l1":
+        return a.sum(axis=2).max(axis=2)
+    return np.linalg.norm(a, ord=2, axis=(2, 3)) if a.size else np.zeros(a.shape[:2])
+
+
+def _is_conv(m: nn.Module) -> bool:
+    return any(isinstance(m, t) and type(m).forward is t.forward for t in _CONV_TYPES)
+
+
+def _is_bn(m: nn.Module) -> bool:
+    return any(isinstance(m, t) and type(m).forward is t.forward for t in _BN_TYPES)
+
+
+class _NetTracer(_Tracer):
+    """Keeps Linear, conv and BatchNorm layers whole, parametrized or pruned ones too."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return _is_conv(m) or _is_bn(m) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _net_trace(model: nn.Module) -> _Graph:
+    tracer = _NetTracer()
+    wrapped = tracer.is_leaf_module(model, "")
+    root = _Root(model) if wrapped else model
+    try:
+        graph = tracer.trace(root)
+    except Exception as err:
+        raise ValueError(
+            f"model's forward cannot be traced by torch.fx (netmod follows every op of forward): "
+            f"{type(err).__name__}: {err}. Data-dependent control flow (if/for on tensor values), len() or "
+            f"iteration over a tensor cannot be traced; write forward as a fixed sequence of ops"
+        ) from err
+    return _Graph(model, root, fx.GraphModule(root, graph), wrapped)
+
+
+def _net_refuse(g: _Graph, node: fx.Node, why: str) -> ValueError:
+    return ValueError(
+        f"model's forward runs op {_op_name(g, node)!r} (fx node {node.name!r}, {_where(g, node)}), which {why}; "
+        f"{_NET}. To analyse such a network, {_NET_HINT}"
+    )
+
+
+def _dim_arg(node: fx.Node, position: int, name: str, default: Any) -> Any:
+    if len(node.args) > position:
+        return node.args[position]
+    return node.kwargs.get(name, default)
+
+
+class _NetWalk:
+    """Walks the fx graph in order, giving every tensor its _Units and building the blocks."""
+
+    def __init__(self, g: _Graph, shapes: dict, norm: str, keep: Any):
+        self.g, self.shapes, self.norm, self.keep = g, shapes, norm, keep
+        self.values: dict = {}
+        self.names, self.kinds, self.sizes = [], [], []
+        self.parts: dict = {}  # (src, dst) -> list of (term unit, scale, weight, how)
+        self.blocks: dict = {}
+        self.scale: dict = {}  # layer -> per-unit factor of a BatchNorm folded into it
+        self.folded: list = []
+        self.called: dict = {}
+
+    # -- helpers
+    def data_users(self, node: fx.Node) -> list:
+        return [u for u in node.users if u in self.values or u not in self.metadata]
+
+    def new_layer(self, name: str, kind: str, size: int) -> int:
+        self.names.append(name)
+        self.kinds.append(kind)
+        self.sizes.append(int(size))
+        return len(self.sizes) - 1
+
+    def source(self, node: fx.Node) -> fx.Node:
+        found = [n for n in node.all_input_nodes if n in self.values]
+        if len(found) != 1:
+            raise _net_refuse(self.g, node, f"computes from {len(found)} tensors where one was expected")
+        return found[0]
+
+    def keep_units(self, node: fx.Node, src: fx.Node) -> _Units:
+        """An op that keeps channels: same units; checks the channel count."""
+        before, after = self.shapes[src], self.shapes[node]
+        v = self.values[src]
+        if after is None or len(after) < 2 or after[1] != before[1] or len(after) != len(before):
+            raise _net_refuse(self.g, node, f"changes the shape {before} into {after}, moving features or "
+                                            "channels")
+        if v.coord is not None and after != before:
+            raise _net_refuse(self.g, node, f"changes the shape {before} into {after} of flattened features")
+        fresh = v.fresh if len(self.data_users(src)) == 1 else None
+        return _Units(v.terms, v.size, v.coord, v.spatial, fresh)
+
+    # -- handlers
+    def placeholder(self, node):
+        shape = self.shapes[node]
+        if shape is None or len(shape) < 2:
+            raise ValueError(f"example_input must be a batch of shape (N, features) or (N, channels, ...), got "
+                             f"shape {shape}")
+        layer = self.new_layer("input", "input", shape[1])
+        return _Units([(layer, np.arange(shape[1]), np.ones(shape[1]))], shape[1])
+
+    def layer(self, node, module, kind):
+        path = self.g.path(node.target)
+        if node.target in self.called:
+            raise ValueError(
+                f"model must call each layer once (a layer called twice has no one set of units), but "
+                f"{type(module).__name__} {_display(path)} is called again in forward (fx nodes "
+                f"{self.called[node.target]!r} and {node.name!r})"
+            )
+        self.called[node.target] = node.name
+        src = self.source(node)
+        v, shape = self.values[src], self.shapes[src]
+        w = _effective_weight(module).to(device="cpu", dtype=torch.float64).numpy()
+        if kind == "linear":
+            if len(shape) != 2:
+                raise _net_refuse(self.g, node, f"is a Linear layer applied to a tensor of shape {shape} (it "
+                                                "mixes the last dimension, not the features): flatten first")
+            out = module.out_features
+        else:
+            spatial = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[kind]
+            if len(shape) != 2 + spatial or v.coord is not None:
+                raise _net_refuse(self.g, node, f"is a {type(module).__name__} applied to shape {shape}")
+            out = module.out_channels
+        layer = self.new_layer(path, kind, out)
+        for term in v.terms:
+            self.parts.setdefault((term[0], layer), []).append((term, w, kind, getattr(module, "groups", 1), v))
+        return _Units([(layer, np.arange(out), np.ones(out))], out, fresh=layer)
+
+    def batchnorm(self, node, module):
+        src = self.source(node)
+        v = self.values[src]
+        if self.shapes[src][1] != module.num_features:
+            raise _net_refuse(self.g, node, "normalises a number of channels other than the tensor's")
+        if module.running_var is None:
+            raise _net_refuse(self.g, node, "has no running statistics (track_running_stats=False): in eval "
+                                            "mode it normalises with the batch's statistics, which no fixed "
+                                            "weight can stand for")
+        var = module.running_var.detach().to(device="cpu", dtype=torch.float64).numpy()
+        gamma = (module.weight.detach().to(device="cpu", dtype=torch.float64).numpy() if module.affine
+                 else np.ones_like(var))
+        factor = gamma / np.sqrt(var + module.eps)
+        path = self.g.path(node.target)
+        if v.fresh is not None and v.fresh > 0 and len(self.data_users(src)) == 1 and v.coord is None:
+            layer = v.fresh
+            self.scale[layer] = self.scale.get(layer, 1.0) * factor
+            self.folded.append(f"BatchNorm {path!r} into the layer it follows, {self.names[layer]!r}")
+            return _Units(v.terms, v.size, None, (), layer)
+        self.folded.append(f"BatchNorm {path!r} into the layers that read it (it follows "
+                           f"{'the input' if v.fresh == 0 else 'several layers or a branch'})")
+        return _Units([(l, u, s * factor) for l, u, s in v.terms], v.size, v.coord, v.spatial, None)
+
+    def add(self, node, sign):
+        srcs = [a for a in node.args[:2] if isinstance(a, fx.Node) and a in self.values]
+        if len(srcs) == 1:  # a number added: the units stay
+            return self.keep_units(node, srcs[0])
+        a, b = (self.values[s] for s in srcs)
+        shape = self.shapes[node]
+        if self.shapes[srcs[0]] != shape or self.shapes[srcs[1]] != shape:
+            raise _net_refuse(self.g, node, f"adds tensors of shapes {self.shapes[srcs[0]]} and "
+                                            f"{self.shapes[srcs[1]]} (broadcasting)")
+        if (a.coord is None) != (b.coord is None) or (a.coord is not None and not np.array_equal(a.coord, b.coord)):
+            raise _net_refuse(self.g, node, "adds flattened features of different maps")
+        if (node.op == "call_method" and node.target.endswith("_")) or node.target in (operator.iadd,
+                                                                                      operator.isub):
+            others = [u for u in srcs[0].users if u is not node]
+            if others:
+                raise _net_refuse(self.g, node, f"adds in place into a tensor that {others[0].name!r} also "
+                                                "reads (that op would see the sum or not depending on order)")
+        terms = list(a.terms)
+        for layer, unit, scale in b.terms:
+            terms.append((layer, unit, sign * scale))
+        merged: list = []
+        for layer, unit, scale in terms:
+            for i, (l2, u2, s2) in enumerate(merged):
+                if l2 == layer and np.array_equal(u2, unit):
+                    merged[i] = (l2, u2, s2 + scale)
+                    break
+            else:
+                merged.append((layer, unit, scale))
+        return _Units(merged, a.size, a.coord, a.spatial, None)
+
+    def cat(self, node):
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = _dim_arg(node, 1, "dim", 0)
+        if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, fx.Node) and t in self.values
+                                                             for t in tensors):
+            raise _net_refuse(self.g, node, "concatenates something other than a list of tensors")
+        ndim = len(self.shapes[node])
+        if not isinstance(dim, int) or dim % ndim != 1:
+            raise _net_refuse(self.g, node, f"concatenates along dim {dim}, not the channels (dim 1): the "
+                                            "units would not stay whole")
+        vals = [self.values[t] for t in tensors]
+        if any(v.coord is not None for v in vals):
+            raise _net_refuse(self.g, node, "concatenates flattened features")
+        total = sum(v.size for v in vals)
+        terms, at = [], 0
+        for v in vals:
+            for layer, unit, scale in v.terms:
+                u = np.full(total, -1)
+                s = np.zeros(total)
+                u[at:at + v.size], s[at:at + v.size] = unit, scale
+                terms.append((layer, u, s))
+            at += v.size
+        return _Units(terms, total)
+
+    def flatten(self, node):
+        src = self.source(node)
+        before, after = self.shapes[src], self.shapes[node]
+        v = self.values[src]
+        if after == before:
+            return self.keep_units(node, src)
+        if self.flattens_input(src, before, after):
+            # Flattening the input before any layer is preprocessing: the input units are its features
+            # (an MLP's pixels), as for from_layers.
+            self.sizes[0] = int(after[1])
+            return _Units([(0, np.arange(after[1]), np.ones(after[1]))], after[1])
+        if (v.coord is None and len(before) >= 3 and len(after) == 2 and after[0] == before[0]
+                and after[1] == int(np.prod(before[1:]))):
+            spatial = tuple(before[2:])
+            per = int(np.prod(spatial))
+            terms = [(l, np.repeat(u, per), np.repeat(s, per)) for l, u, s in v.terms]
+            return _Units(terms, after[1], np.tile(np.arange(per), before[1]), spatial, None)
+        raise _net_refuse(self.g, node, f"reshapes {before} into {after}; only flattening (N, C, ...) into "
+                                        "(N, C * ...) keeps each unit's features together")
+
+    def flattens_input(self, src: fx.Node, before: tuple, after: tuple) -> bool:
+        if len(self.sizes) != 1 or len(after) != 2 or after[1] != int(np.prod(before[1:])):
+            return False
+        node = src
+        while True:  # back to the input through single-use ops, so nothing else reads the raw input
+            if len(self.data_users(node)) != 1:
+                return False
+            if node.op == "placeholder":
+                return True
+            node = self.source(node)
+
+    def reduce(self, node):
+        src = self.source(node)
+        before, after = self.shapes[src], self.shapes[node]
+        dims = _dim_arg(node, 1, "dim", None)
+        dims = (dims,) if isinstance(dims, int) else dims
+        if (dims is None or not isinstance(dims, (list, tuple)) or any(not isinstance(d, int) for d in dims)
+                or any(d % len(before) < 2 for d in dims) or self.values[src].coord is not None):
+            raise _net_refuse(self.g, node, f"reduces {before} to {after} over the channels or batch")
+        v = self.values[src]
+        return _Units(v.terms, v.size)
+
+    # -- the blocks, once every layer is known
+    def build(self) -> None:
+        for (s, d), parts in self.parts.items():
+            if not (self.keep(s) and self.keep(d)):
+                continue
+            total = None
+            for (_layer, unit, scale), w, kind, groups, v in parts:
+                m = self._map(unit, scale, w, kind, groups, v, self.sizes[s])
+                total = m if total is None else total + m
+            signed = total.ndim == 2
+            block = total if signed else _slice_norms(total, self.norm)
+            if d in self.scale:
+                block = block * (self.scale[d] if signed else np.abs(self.scale[d]))[None, :]
+            self.blocks[(s, d)] = block
+
+    def _map(self, unit, scale, w, kind, groups, v, n_src):
+        """The linear map from each unit of the source layer to each output unit: (n_src, out[, *slice])."""
+        import scipy.sparse as sparse
+
+        ok = (unit >= 0) & (scale != 0)
+        pos = np.nonzero(ok)[0]
+        if kind == "linear":
+            out = w.shape[0]
+            per = int(np.prod(v.spatial)) if v.coord is not None else 1
+            rows = unit[pos] * per + (v.coord[pos] if v.coord is not None else 0)
+            sel = sparse.csr_matrix((scale[pos], (rows, pos)), shape=(n_src * per, w.shape[1]))
+            m = np.asarray(sel @ w.T)  # (n_src * per, out)
+            if v.coord is None:
+                return m
+            return m.reshape(n_src, per, out).transpose(0, 2, 1).reshape((n_src, out) + tuple(v.spatial))
+        out, ipg = w.shape[0], w.shape[1]
+        k = w.shape[2:]
+        opg = out // groups
+        if np.unique(unit[pos]).size == pos.size:  # each unit read once: scale the kernels' own slices
+            m = np.zeros((n_src, out) + k)
+            for g in range(groups):
+                gp = pos[(pos >= g * ipg) & (pos < (g + 1) * ipg)]
+                sl = w[g * opg:(g + 1) * opg][:, gp - g * ipg]  # (opg, len(gp), *k)
+                m[unit[gp], g * opg:(g + 1) * opg] = np.moveaxis(sl, 1, 0) * scale[gp].reshape((-1, 1) + (1,) * len(k))
+            return m
+        full = np.zeros((ipg * groups, out) + k)
+        for g in range(groups):
+            full[g * ipg:(g + 1) * ipg, g * opg:(g + 1) * opg] = np.moveaxis(w[g * opg:(g + 1) * opg], 1, 0)
+        sel = sparse.csr_matrix((scale[pos], (unit[pos], pos)), shape=(n_src, ipg * groups))
+        return np.asarray(sel @ full.reshape(ipg * groups, -1)).reshape((n_src, out) + k)
+
+
+def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
+    """The units of a node's output (None for sizes and shapes), or a ValueError naming the op."""
+    g = w.g
+    if node.op == "placeholder":
+        if w.names:
+            if node.users:
+                raise ValueError(f"model's forward must take exactly one tensor input, but it also reads "
+                                 f"{node.name!r}; pass a module whose forward takes one tensor")
+            return None
+        return w.placeholder(node)
+    if node.op == "output":
+        return None
+    if node.op == "get_attr":
+        raise ValueError(
+            f"model's forward reads the parameter or buffer {g.path(node.target)!r} itself (fx node {node.name!r}, "
+            f"{_where(g, node)}), for example through F.conv2d, F.linear or a layer subclass with its own "
+            f"forward: netmod reads weights from Linear and Conv modules only. To analyse such a network, "
+            f"{_NET_HINT}"
+        )
+    data = [n for n in node.all_input_nodes if n in w.values]
+    if node.op == "call_module":
+        module = g.submodule(node)
+        if _is_linear(module):
+            return w.layer(node, module, "linear")
+        if _is_conv(module):
+            return w.layer(node, module, _CONV_TYPES[next(t for t in _CONV_TYPES if isinstance(module, t))])
+        if _is_bn(module):
+            return w.batchnorm(node, module)
+        if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
+            raise _net_refuse(g, node, "has parameters or buffers netmod cannot place in a weight graph "
+                                       "(only Linear, Conv1d/2d/3d and BatchNorm are)")
+        if type(module) in _KEEP_MODULES:
+            return w.keep_units(node, w.source(node))
+        if type(module) is nn.Flatten:
+            return w.flatten(node)
+        raise _net_refuse(g, node, "is not known to keep channels in place")
+    target, is_method = node.target, node.op == "call_method"
+    if not data:
+        return None  # sizes, shapes, numbers and tensors made in forward: no units
+    if (is_method and target in _METADATA_METHODS) or (
+            target is builtins.getattr and len(node.args) == 2 and node.args[1] in _METADATA_ATTRIBUTES):
+        w.metadata.add(node)
+        return None
+    if (target in _ADD_METHODS) if is_method else (target in _ADD):
+        sign = _ADD_METHODS[target] if is_method else _ADD[target]
+        if len(data) > 2:
+            raise _net_refuse(g, node, "adds more than two tensors in one op")
+        return w.add(node, sign)
+    if len(data) > 1 and not (not is_method and target in _CAT):
+        raise _net_refuse(g, node, "combines two tensors other than by + or - (a product of two tensors is "
+                                   "gating or attention, not a weight)")
+    if not is_method and target in _CAT:
+        return w.cat(node)
+    if (target in _NUMBER_METHODS) if is_method else (target in _NUMBER_OPS):
+        return w.keep_units(node, w.source(node))
+    if (target in _FLATTEN_METHODS) if is_method else (target in _FLATTEN_FUNCTIONS):
+        return w.flatten(node)
+    if (target in _MEAN_METHODS) if is_method else (target in _MEAN_FUNCTIONS):
+        return w.reduce(node)
+    if (target in _KEEP_METHODS) if is_method else (target in _KEEP_FUNCTIONS):
+        return w.keep_units(node, w.source(node))
+    if not is_method and target is operator.getitem:
+        raise _net_refuse(g, node, "indexes or slices a tensor (a slice of the channels is not a whole layer)")
+    raise _net_refuse(g, node, "is not known to keep channels in place")
+
+
+def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None, kernel_norm: str = "l1",
+                  include: Any = "all") -> NetworkTrace:
+    """Trace any network's forward with torch.fx into layers of units and the weight blocks between them.
+
+    One layer of units per parametrised layer (a Linear layer's out-features, a conv layer's
+    output channels), in execution order, after the input's channels (or features). Each
+    layer's output is followed through parameter-free ops to the parametrised layers that
+    read it (REFERENCE.md 8): activations, dropout, pooling and padding keep the channels;
+    ``a + b`` (and ``a - b``) joins channel c of both to whatever reads channel c, so a
+    residual skip gives edges from both summands' layers; ``torch.cat(..., dim=1)`` offsets
+    the channels; flattening a map ``(N, C, h, w)`` into ``(N, C*h*w)`` gives channel c the
+    ``h*w`` columns a Linear layer reads, and flattening the input before any layer makes
+    its features the input units (an MLP on images). Grouped and depthwise convolutions
+    join only channels of the same group. An eval-mode BatchNorm folds in as
+    ``gamma / sqrt(running_var + eps)`` per channel: into the layer it follows (that
+    layer's kernels into the channel) when it reads that layer's output alone, else into
+    the layers that read it. Arithmetic with numbers is ignored, as for MLPs: the graph
+    is one of weights.
+
+    The edge weight between unit i of layer P and unit j of layer Q is the norm of the
+    linear map from i to j: ``kernel_norm`` of the kernel slice ``K_Q[j, i]`` (conv), of
+    channel i's ``h*w`` weights of a Linear layer after a flatten (shaped as the map),
+    ``|W_Q[j, i]|`` for a Linear layer on features. Where one unit reaches Q through
+    several channels (``cat([x, x])``, ``x + x``) the slices are summed before the norm.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : torch.Tensor, optional
+        One input batch. Required unless the first layer that runs is a Linear layer
+        (then ``torch.zeros(2, in_features)``).
+    kernel_norm : {"l1", "l2", "induced-l1", "spectral"}
+        See :func:`netmod.kernel_norms`; "induced-l1" is what the 2021 authors computed.
+    include : "all", "conv", "linear" or a sequence of layer names
+        Which layers of units become the graph: all of them with the input ("all"),
+        the conv layers only (the 2021 CNN graphs), the Linear layers only, or the named
+        ones (``"input"`` and module paths). Blocks between the included layers only;
+        nothing is bridged through a layer left out.
+
+    Returns
+    -------
+    NetworkTrace
+
+    Raises
+    ------
+    TypeError
+        If `model` is not a module or `example_input` not a tensor.
+    ValueError
+        For an op or module netmod cannot place (named, with where it is in the source),
+        a layer called twice, data-dependent control flow, a model that does not run on
+        `example_input`, or an `include` that selects fewer than one layer.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_network
+    >>> class Block(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+    ...         self.c = nn.Conv2d(4, 2, 1)
+    ...     def forward(self, x):
+    ...         h = torch.relu(self.a(x))
+    ...         return self.c(torch.relu(self.b(h) + h))
+    >>> t = trace_network(Block(), example_input=torch.zeros(1, 3, 8, 8))
+    >>> t.names, t.sizes, t.pairs
+    (('input', 'a', 'b', 'c'), (3, 4, 4, 2), ((0, 1), (1, 2), (1, 3), (2, 3)))
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if example_input is not None and not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
+    if not isinstance(kernel_norm, str) or kernel_norm not in NORMS:
+        raise ValueError(f"kernel_norm must be one of {', '.join(map(repr, NORMS))}, got {kernel_norm!r}")
+    if isinstance(include, str):
+        if include not in ("all", "conv", "linear"):
+            raise ValueError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    elif not (isinstance(include, (list, tuple, set, frozenset)) and include and all(isinstance(n, str)
+                                                                                       for n in include)):
+        raise TypeError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    if not any(_is_linear(m) or _is_conv(m) for m in model.modules()):
+        raise ValueError(f"model must contain at least one torch.nn.Linear or Conv layer, got a "
+                         f"{type(model).__name__} with none")
+    if example_input is None and any(nn.parameter.is_lazy(t) for t in (*model.parameters(), *model.buffers())):
+        raise ValueError("model has uninitialized lazy parameters; pass example_input so a forward pass can "
+                         "materialize them")
+    _check_hooks(model)
+    with _eval_mode(model), torch.no_grad():
+        g = _net_trace(model)
+        nodes = list(g.module.graph.nodes)
+        if example_input is None:
+            example_input = _net_default_input(g, nodes)
+        shapes = _run_for_shapes(g, nodes, {}, example_input)
+        kinds = {}
+
+        def keep(layer: int) -> bool:
+            kind, name = kinds[layer]
+            if include == "all":
+                return True
+            if include == "conv":
+                return kind.startswith("conv")
+            if include == "linear":
+                return kind == "linear"
+            return name in include
+
+        walk = _NetWalk(g, shapes, kernel_norm, keep)
+        walk.metadata = set()
+        for node in nodes:
+            units = _net_walk_node(walk, node)
+            if units is not None:
+                walk.values[node] = units
+        kinds.update({i: (k, n) for i, (k, n) in enumerate(zip(walk.kinds, walk.names))})
+        if not isinstance(include, str):
+            missing = sorted(set(include) - set(walk.names))
+            if missing:
+                raise ValueError(f"include names layers the model does not have: {missing}; its layers are "
+                                 f"{list(walk.names)}")
+        walk.build()
+    kept = [i for i in range(len(walk.sizes)) if keep(i)]
+    if not kept:
+        raise ValueError(f"include={include!r} selects no layer of the model (its layers: "
+                         f"{list(zip(walk.names, walk.kinds))})")
+    new = {old: i for i, old in enumerate(kept)}
+    pairs, blocks = [], []
+    for (s, d) in sorted(walk.blocks):
+        b = np.array(walk.blocks[(s, d)], dtype=np.float64, order="C")
+        b.setflags(write=False)
+        pairs.append((new[s], new[d]))
+        blocks.append(b)
+    called = set(walk.called)
+    unused = tuple(name for name, m in model.named_modules()
+                   if (_is_linear(m) or _is_conv(m)) and not any(g.path(t) == name for t in called))
+    return NetworkTrace(
+        names=tuple(walk.names[i] or "<model>" for i in kept), kinds=tuple(walk.kinds[i] for i in kept),
+        sizes=tuple(walk.sizes[i] for i in kept), pairs=tuple(pairs), blocks=tuple(blocks),
+        kernel_norm=kernel_norm, folded=tuple(walk.folded), unused=unused,
+    )
+
+
+def _net_default_input(g: _Graph, nodes: list) -> torch.Tensor:
+    for node in nodes:
+        if node.op == "call_module":
+            m = g.submodule(node)
+            if _is_linear(m):
+                return torch.zeros(2, m.in_features, dtype=m.weight.dtype, device=m.weight.device)
+            if _is_conv(m):
+                raise ValueError(
+                    f"model's first layer {_display(g.path(node.target))} is a {type(m).__name__}, whose input size "
+                    f"netmod cannot guess: pass example_input (one batch, e.g. torch.zeros(1, {m.in_channels}, 32, 32))"
+                )
+    raise ValueError("model runs no Linear or Conv layer that netmod could infer an input size from; pass "
+                     "example_input")
