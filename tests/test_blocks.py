@@ -346,6 +346,8 @@ def test_block_graphs_elsewhere():
     p, q = (netmod.spectral_clustering(x, n_clusters=3, seed=1) for x in (g, huge))
     np.testing.assert_array_equal(p.labels, q.labels)
     assert netmod.ncut(huge, p.labels) == netmod.ncut(g, p.labels)
+    cmp = netmod.compare(g, methods=("spectral", "louvain"), n_clusters=3, seed=1)
+    assert cmp.rows[0]["ncut"] == p.ncut
 
 
 def test_from_blocks_attributes_kinds_and_edges():
