@@ -253,10 +253,6 @@ def _shuffled(compacted: LayeredInput | BlockInput, shuffle: str, seed: int, ind
                                                     index=index)))
 
 
-def _blocks_of(native: LayeredInput | BlockInput) -> list:
-    return list(native.blocks if isinstance(native, BlockInput) else native.weights)
-
-
 def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0, index: int = 0) -> list:
     """The weights of one replicate of :func:`shuffle_null`.
 
@@ -290,7 +286,7 @@ def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0
     seed = check_seed(seed)
     index = check_int(index, "index", 0)
     if isinstance(layered, BlockInput):
-        return _blocks_of(_shuffled(layered, shuffle, seed, index))
+        return list(_core.shuffled_blocks(*layered.native_args(), method=shuffle, seed=seed, index=index)[1])
     return list(_core.shuffled_layers(list(layered.weights), method=shuffle, seed=seed, index=index))
 
 
