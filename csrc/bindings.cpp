@@ -51,10 +51,10 @@ F64 as_real(const py::array& a, const std::string& name) {
     return F64::ensure(a);
 }
 
-std::vector<F64> as_real_list(const std::vector<py::array>& ws) {
+std::vector<F64> as_real_list(const std::vector<py::array>& ws, const char* name = "weights") {
     std::vector<F64> out;
     for (std::size_t l = 0; l < ws.size(); ++l)
-        out.push_back(as_real(ws[l], "weights[" + std::to_string(l) + "]"));
+        out.push_back(as_real(ws[l], std::string(name) + "[" + std::to_string(l) + "]"));
     return out;
 }
 
@@ -103,17 +103,39 @@ struct Layers {
     std::vector<netmod::LayerView> views;
 };
 
-Layers make_layers(const std::vector<py::array>& weights) {
+Layers make_layers(const std::vector<py::array>& weights, const char* name = "weights") {
     Layers out;
-    out.arrays = as_real_list(weights);
+    out.arrays = as_real_list(weights, name);
     for (std::size_t l = 0; l < out.arrays.size(); ++l) {
         const F64& w = out.arrays[l];
         if (w.ndim() != 2)
-            throw std::invalid_argument("weights[" + std::to_string(l) + "] must be 2-D, got " +
+            throw std::invalid_argument(std::string(name) + "[" + std::to_string(l) + "] must be 2-D, got " +
                                         std::to_string(w.ndim()) + "-D");
         out.views.push_back({w.shape(0), w.shape(1), w.data()});
     }
     return out;
+}
+
+std::vector<Index> index_vector(const py::array& a, const char* name) {
+    const I64 v = as_index(a, name);
+    require_1d(v, name);
+    return std::vector<Index>(v.data(), v.data() + v.shape(0));
+}
+
+// Blocks between any pairs of layers, as the *_blocks functions take them
+// (sizes, src, dst: int64; blocks: float64), validated once; the graph
+// borrows the arrays held next to it.
+struct Blocks {
+    Layers ls;
+    netmod::LayeredGraph graph;
+};
+
+Blocks make_blocks(const py::array& sizes, const py::array& src, const py::array& dst,
+                   const std::vector<py::array>& blocks) {
+    Layers ls = make_layers(blocks, "blocks");
+    netmod::LayeredGraph g(index_vector(sizes, "sizes"), index_vector(src, "src"), index_vector(dst, "dst"),
+                           ls.views);
+    return Blocks{std::move(ls), std::move(g)};
 }
 
 const Index* checked_labels(const I64& labels, Index n, Index& k) {
@@ -209,12 +231,66 @@ py::array_t<std::int64_t> int64_array(const std::vector<std::int64_t>& v) {
 
 py::list to_arrays(const netmod::DenseLayers& d) {
     py::list out;
-    for (std::size_t l = 0; l < d.w.size(); ++l) {
-        py::array_t<double> a({d.sizes[l], d.sizes[l + 1]});
-        if (!d.w[l].empty()) std::memcpy(a.mutable_data(), d.w[l].data(), d.w[l].size() * sizeof(double));
+    for (std::size_t b = 0; b < d.w.size(); ++b) {
+        py::array_t<double> a({d.sizes[d.src[b]], d.sizes[d.dst[b]]});
+        if (!d.w[b].empty()) std::memcpy(a.mutable_data(), d.w[b].data(), d.w[b].size() * sizeof(double));
         out.append(a);
     }
     return out;
+}
+
+// (compacted sizes, blocks) of a block graph's compaction or shuffle.
+py::tuple to_sizes_and_arrays(const netmod::DenseLayers& d) {
+    return py::make_tuple(int64_array(d.sizes), to_arrays(d));
+}
+
+double ncut_of(const netmod::LayeredGraph& g, const py::array& labels_in) {
+    const I64 labels = as_index(labels_in, "labels");
+    Index k = 0;
+    const Index* lab = checked_labels(labels, g.n_nodes(), k);
+    py::gil_scoped_release release;
+    return g.ncut(lab, k);
+}
+
+netmod::DenseLayers compacted(const netmod::LayeredGraph& g) {
+    py::gil_scoped_release release;
+    return netmod::compact(g);
+}
+
+netmod::DenseLayers shuffled(const netmod::LayeredGraph& g, const std::string& method, std::uint64_t seed,
+                             std::uint64_t index) {
+    const netmod::ShuffleMethod meth = netmod::parse_method(method);
+    py::gil_scoped_release release;
+    netmod::DenseLayers d;
+    const netmod::DenseLayers src = netmod::compact(g);
+    netmod::Rng rng(netmod::shuffle_seed(seed, index));
+    netmod::shuffle_into(src, netmod::nonzero_positions(src), d, meth, rng);
+    return d;
+}
+
+py::array_t<double> null_samples_of(const netmod::LayeredGraph& g, const std::string& method,
+                                    std::uint64_t seed, Index start, Index count, Index n_clusters,
+                                    int n_init, double tol, int n_threads, bool observed) {
+    if (start < 0 || count < 0) throw std::invalid_argument("start and count must be >= 0");
+    netmod::NullOptions o;
+    o.method = netmod::parse_method(method);
+    o.seed = seed;
+    o.start = start;
+    o.count = count;
+    o.n_threads = n_threads;
+    o.observed = observed;
+    make_options(n_clusters, true, n_init, tol, seed, 1, 0, 0, 2000);  // validates
+    o.spectral_options = [=](std::uint64_t s) {
+        return make_options(n_clusters, true, n_init, tol, s, 1, 0, 0, 2000);
+    };
+    std::vector<double> out;
+    {
+        py::gil_scoped_release release;
+        out = netmod::null_samples(g, o);
+    }
+    py::array_t<double> a(out.size());
+    if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(double));
+    return a;
 }
 
 }  // namespace
@@ -262,15 +338,21 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         "ncut_layers",
         [](const std::vector<py::array>& weights, const py::array& labels_in) {
             const Layers ls = make_layers(weights);
-            const netmod::LayeredGraph g(ls.views);
-            const I64 labels = as_index(labels_in, "labels");
-            Index k = 0;
-            const Index* lab = checked_labels(labels, g.n_nodes(), k);
-            py::gil_scoped_release release;
-            return g.ncut(lab, k);
+            return ncut_of(netmod::LayeredGraph(ls.views), labels_in);
         },
         py::arg("weights"), py::arg("labels"),
         "n-cut of a labelling of the layered graph of (in, out) weight blocks (|w| used).");
+
+    m.def(
+        "ncut_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks, const py::array& labels_in) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            return ncut_of(b.graph, labels_in);
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"), py::arg("labels"),
+        "n-cut of a labelling of the graph of weight blocks between layer pairs src[b] < dst[b]\n"
+        "(block b of shape (sizes[src[b]], sizes[dst[b]]), |w| used).");
 
     m.def(
         "spectral_csr",
@@ -304,6 +386,22 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         py::arg("n_threads") = 1, py::arg("block_size") = 0, py::arg("max_basis") = 0,
         py::arg("max_restarts") = 2000,
         "Spectral clustering of the layered graph of (in, out) weight blocks (|w| used).");
+
+    m.def(
+        "spectral_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks, Index n_clusters, bool cluster, int n_init, double tol,
+           std::uint64_t seed, int n_threads, int block_size, int max_basis, int max_restarts) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            const auto o = make_options(n_clusters, cluster, n_init, tol, seed, n_threads, block_size,
+                                        max_basis, max_restarts);
+            return run_spectral(b.graph, o);
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"), py::kw_only(),
+        py::arg("n_clusters"), py::arg("cluster") = true, py::arg("n_init") = 10, py::arg("tol") = 1e-8,
+        py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("block_size") = 0, py::arg("max_basis") = 0,
+        py::arg("max_restarts") = 2000,
+        "Spectral clustering of the graph of weight blocks between layer pairs (see ncut_blocks).");
 
     m.def(
         "kmeans_rows",
@@ -433,32 +531,42 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         "compact_layers",
         [](const std::vector<py::array>& weights) {
             const Layers ls = make_layers(weights);
-            netmod::DenseLayers d;
-            {
-                py::gil_scoped_release release;
-                d = netmod::compact(netmod::LayeredGraph(ls.views), ls.views);
-            }
-            return to_arrays(d);
+            return to_arrays(compacted(netmod::LayeredGraph(ls.views)));
         },
         py::arg("weights"), "The network without its zero-degree units, as (in, out) matrices.");
+
+    m.def(
+        "compact_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            return to_sizes_and_arrays(compacted(b.graph));
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"),
+        "The block graph without its zero-degree units: (sizes, blocks), the same pairs; a layer\n"
+        "left without units keeps its blocks, with 0 rows or columns.");
 
     m.def(
         "shuffled_layers",
         [](const std::vector<py::array>& weights, const std::string& method, std::uint64_t seed,
            std::uint64_t index) {
             const Layers ls = make_layers(weights);
-            const netmod::ShuffleMethod meth = netmod::parse_method(method);
-            netmod::DenseLayers d;
-            {
-                py::gil_scoped_release release;
-                const netmod::DenseLayers src = netmod::compact(netmod::LayeredGraph(ls.views), ls.views);
-                netmod::Rng rng(netmod::shuffle_seed(seed, index));
-                netmod::shuffle_into(src, netmod::nonzero_positions(src), d, meth, rng);
-            }
-            return to_arrays(d);
+            return to_arrays(shuffled(netmod::LayeredGraph(ls.views), method, seed, index));
         },
         py::arg("weights"), py::kw_only(), py::arg("method"), py::arg("seed"), py::arg("index"),
         "The compacted, shuffled weights of null replicate `index`.");
+
+    m.def(
+        "shuffled_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks, const std::string& method, std::uint64_t seed,
+           std::uint64_t index) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            return to_sizes_and_arrays(shuffled(b.graph, method, seed, index));
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"), py::kw_only(), py::arg("method"),
+        py::arg("seed"), py::arg("index"),
+        "(sizes, blocks) of null replicate `index` of a block graph: compacted, then shuffled per block.");
 
     m.def(
         "null_samples",
@@ -466,33 +574,28 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
            Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads,
            bool observed) {
             const Layers ls = make_layers(weights);
-            if (start < 0 || count < 0)
-                throw std::invalid_argument("start and count must be >= 0");
-            netmod::NullOptions o;
-            o.method = netmod::parse_method(method);
-            o.seed = seed;
-            o.start = start;
-            o.count = count;
-            o.n_threads = n_threads;
-            o.observed = observed;
-            make_options(n_clusters, true, n_init, tol, seed, 1, 0, 0, 2000);  // validates
-            o.spectral_options = [=](std::uint64_t s) {
-                return make_options(n_clusters, true, n_init, tol, s, 1, 0, 0, 2000);
-            };
-            std::vector<double> out;
-            {
-                py::gil_scoped_release release;
-                out = netmod::null_samples(ls.views, o);
-            }
-            py::array_t<double> a(out.size());
-            if (!out.empty()) std::memcpy(a.mutable_data(), out.data(), out.size() * sizeof(double));
-            return a;
+            return null_samples_of(netmod::LayeredGraph(ls.views), method, seed, start, count, n_clusters,
+                                   n_init, tol, n_threads, observed);
         },
         py::arg("weights"), py::kw_only(), py::arg("method"), py::arg("seed"), py::arg("start"),
         py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10, py::arg("tol") = 1e-8,
         py::arg("n_threads") = 1, py::arg("observed") = false,
         "n-cuts of null replicates start..start+count-1 (shuffle, drop isolated units, cluster);\n"
         "with observed=True the n-cut of the unshuffled network (clustered with `seed`) comes first.");
+
+    m.def(
+        "null_samples_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks, const std::string& method, std::uint64_t seed, Index start,
+           Index count, Index n_clusters, int n_init, double tol, int n_threads, bool observed) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            return null_samples_of(b.graph, method, seed, start, count, n_clusters, n_init, tol, n_threads,
+                                   observed);
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"), py::kw_only(), py::arg("method"),
+        py::arg("seed"), py::arg("start"), py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10,
+        py::arg("tol") = 1e-8, py::arg("n_threads") = 1, py::arg("observed") = false,
+        "null_samples of a block graph (compacted, shuffled per block, clustered).");
 
     m.def(
         "_pool_idle_cpu_seconds",

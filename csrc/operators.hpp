@@ -6,34 +6,56 @@
 //   weights. The arrays are borrowed, not copied: they must outlive the object.
 //   Symmetry is the caller's job (the Python layer checks it); the index ranges,
 //   signs and finiteness are checked here (std::invalid_argument).
-// - LayeredGraph: a chain of dense row-major weight blocks W_l of shape
-//   (n_l, n_{l+1}) = (in, out), signed; the edge weight is |W_l[i, j]|. Node
-//   order: layer 0 first, units in index order. Borrowed as above.
+// - LayeredGraph: layers of sizes n_0, ..., n_{L-1} (>= 0 each) and dense
+//   row-major signed weight blocks W_b, each between a pair of layers
+//   src_b < dst_b (pairs unique), of shape (n_src, n_dst); the edge weight is
+//   |W_b[i, j]|. Node order: layer 0 first, units in index order. The chain
+//   of an MLP is the pairs (l, l + 1) in order (the one-argument
+//   constructor); a residual skip or a CNN's extra blocks are further pairs.
+//   Blocks are visited in their given order everywhere (degrees, edges,
+//   n-cut, operator products), so every result is a fixed function of the
+//   input. Borrowed as above. Bad shapes, pairs or non-finite weights throw
+//   std::invalid_argument naming the block.
+// - The layer graph (layers = vertices, blocks = edges) is 2-coloured by a
+//   breadth-first search in layer order (colour 0 first in each component);
+//   when that succeeds the neuron graph is bipartite between the two colours
+//   (a chain: colour = l % 2) and the spectral solver may work on B^T B
+//   (SideSquareOperator); an odd cycle of layers (blocks 0-1, 1-2, 0-2) has
+//   no colouring, and only the full operator is used.
 // - Both give the weighted degree of every node, visit every undirected edge
 //   once (for_each_edge), compute the n-cut of a labelling in one O(nnz) pass,
 //   and build the operator N = D^-1/2 A D^-1/2 restricted to the nodes with
 //   non-zero degree (Compaction), as an `Operator` applying N to an n x p block.
 // - The layered operator keeps the block structure: a dense block is a GEMM,
 //   a sparse one (density below kDenseThreshold after compaction) a CSR
-//   product; both directions (W and W^T) come from the same storage.
-// Complexity: construction O(nnz); apply O(nnz * p).
+//   product; both directions (W and W^T) come from the same storage. Block
+//   b's forward half writes the rows of layer src_b, its backward half those
+//   of layer dst_b; several blocks may add into one layer, always in block
+//   order.
+// Complexity: construction O(nnz) (the layer colouring O(layers + blocks));
+// apply O(nnz * p).
 // Thread safety: all methods are const after construction; `apply` may be
 // called concurrently on one operator with different output blocks. A
 // LayeredOperator given a ThreadPool (set_pool) splits each application's
 // output rows over the pool's members; concurrent applications then share
 // the pool, and one that finds it busy computes its row blocks in its own
-// thread (parallel.hpp), with the same result.
+// thread (parallel.hpp), with the same result. Member t of n owns rows
+// [r t / n, r (t + 1) / n) of every layer of r rows and runs every block's
+// products into them in block order, so no two members write one row and a
+// row's value does not depend on n.
 #pragma once
 
 #include <Eigen/Core>
 #include "kernels.hpp"
 #include "parallel.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace netmod {
@@ -193,11 +215,10 @@ struct LayerView {
 
 class LayeredOperator final : public Operator {
 public:
-    // One weight block between consecutive layers, already scaled by
-    // D^-1/2 on both sides: dense row-major, or CSR when sparse.
-    // One weight block between consecutive layers, already scaled by
-    // D^-1/2 on both sides, stored twice (B and B^T) so that both directions
-    // run the row kernel, which is about twice as fast as a scatter.
+    // One weight block between two layers, already scaled by D^-1/2 on both
+    // sides, stored twice (B and B^T) so that both directions run the row
+    // kernel, which is about twice as fast as a scatter; each half dense
+    // row-major, or CSR when sparse.
     struct Half {
         bool dense = true;
         Index rows = 0, cols = 0;
@@ -216,18 +237,25 @@ public:
         }
     };
     struct Block {
-        Half fwd;  // rows = inputs (layer l), cols = outputs (layer l+1)
+        Half fwd;  // rows = layer src, cols = layer dst
         Half bwd;  // the transpose
     };
     LayeredOperator() = default;
 
-    // Layout for `layers` layers; existing block storage is kept for reuse.
-    void reset(std::vector<Index> offsets, std::vector<Index> sizes) {
-        off_ = std::move(offsets);
-        size_ = std::move(sizes);
-        blocks_.resize(size_.size() - 1);
+    // Layout: per layer its compact offset and size (and colour, empty when
+    // the layer graph is not bipartite), per block its two layers. Existing
+    // block storage is kept for reuse.
+    void reset(const std::vector<Index>& offsets, const std::vector<Index>& sizes,
+               const std::vector<Index>& src, const std::vector<Index>& dst,
+               const std::vector<int>& colour) {
+        off_ = offsets;
+        size_ = sizes;
+        src_ = src;
+        dst_ = dst;
+        colour_ = colour;
+        blocks_.resize(src_.size());
     }
-    Block& block(std::size_t l) { return blocks_[l]; }
+    Block& block(std::size_t b) { return blocks_[b]; }
 
     Index dim() const override { return off_.back() + size_.back(); }
     // Stored entries of one direction: the cost of an application per vector.
@@ -239,6 +267,9 @@ public:
     Index n_layers() const { return static_cast<Index>(size_.size()); }
     Index offset(Index l) const { return off_[l]; }
     Index size(Index l) const { return size_[l]; }
+    // Whether every block joins layers of different colours (see the contract).
+    bool bipartite() const { return !colour_.empty(); }
+    int colour(Index l) const { return colour_[l]; }
 
     // Optional thread pool: each application is then split by output rows
     // into one block per member (rows are computed the same either way).
@@ -249,31 +280,32 @@ public:
         run(X, Y, -1);
     }
 
-    // Y[layers of parity 1-from] = N X, reading X only on layers of parity
+    // Y[layers of colour 1-from] = N X, reading X only on layers of colour
     // `from`: one half of the bipartite product, each block used once.
-    // Rows of Y on layers of parity `from` are left as they are.
+    // Rows of Y on layers of colour `from` are left as they are. Only for a
+    // bipartite() operator (std::logic_error otherwise).
     void apply_from(int from, const RowMat& X, RowMat& Y) const {
+        if (!bipartite()) throw std::logic_error("apply_from: the layer graph is not bipartite");
         for (std::size_t l = 0; l < size_.size(); ++l)
-            if (static_cast<int>(l % 2) != from) Y.middleRows(off_[l], size_[l]).setZero();
+            if (colour_[l] != from) Y.middleRows(off_[l], size_[l]).setZero();
         run(X, Y, from);
     }
 
 private:
-    // from = -1: both directions; 0/1: only products reading that parity.
+    // from = -1: both directions; 0/1: only products reading that colour.
     void run(const RowMat& X, RowMat& Y, int from) const {
         const Index p = X.cols();
         auto part = [&](int t, int n) {
-            for (std::size_t l = 0; l < blocks_.size(); ++l) {
-                const bool reads_in = from < 0 || static_cast<int>(l % 2) == from;
-                const bool reads_out = from < 0 || static_cast<int>(l % 2) != from;
-                if (reads_out) {
-                    const Index r = size_[l];
-                    blocks_[l].fwd.product(X.data() + off_[l + 1] * p, Y.data() + off_[l] * p, p,
+            for (std::size_t b = 0; b < blocks_.size(); ++b) {
+                const Index s = src_[b], d = dst_[b];
+                if (from < 0 || colour_[d] == from) {
+                    const Index r = size_[s];
+                    blocks_[b].fwd.product(X.data() + off_[d] * p, Y.data() + off_[s] * p, p,
                                            r * t / n, r * (t + 1) / n);
                 }
-                if (reads_in) {
-                    const Index r = size_[l + 1];
-                    blocks_[l].bwd.product(X.data() + off_[l] * p, Y.data() + off_[l + 1] * p, p,
+                if (from < 0 || colour_[s] == from) {
+                    const Index r = size_[d];
+                    blocks_[b].bwd.product(X.data() + off_[s] * p, Y.data() + off_[d] * p, p,
                                            r * t / n, r * (t + 1) / n);
                 }
             }
@@ -288,17 +320,21 @@ private:
     std::vector<Block> blocks_;
     std::vector<Index> off_;
     std::vector<Index> size_;
+    std::vector<Index> src_, dst_;
+    std::vector<int> colour_;
 };
 
-// The bipartite square B^T B of a layered operator on the nodes of the layers
-// of one parity (the "side"): N = [[0, B], [B^T, 0]] so N^2 restricted to a
-// side has the squared eigenvalues of N and the same eigenvectors there. Its
+// The bipartite square B^T B of a bipartite() layered operator on the nodes
+// of the layers of one colour (the "side", in layer order): N = [[0, B],
+// [B^T, 0]] so N^2 restricted to a side has the squared eigenvalues of N and
+// the same eigenvectors there. Its
 // wanted eigenvalues are far better separated relative to the spectrum than
 // N's, and its vectors are shorter.
 class SideSquareOperator final : public Operator {
 public:
     SideSquareOperator(const LayeredOperator& op, int side) : op_(op), side_(side) {
-        for (Index l = side; l < op.n_layers(); l += 2) dim_ += op.size(l);
+        for (Index l = 0; l < op.n_layers(); ++l)
+            if (op.colour(l) == side) dim_ += op.size(l);
     }
     Index dim() const override { return dim_; }
 
@@ -306,7 +342,8 @@ public:
     void scatter(const RowMat& Xs, RowMat& X) const {
         X.setZero(op_.dim(), Xs.cols());
         Index r = 0;
-        for (Index l = side_; l < op_.n_layers(); l += 2) {
+        for (Index l = 0; l < op_.n_layers(); ++l) {
+            if (op_.colour(l) != side_) continue;
             X.middleRows(op_.offset(l), op_.size(l)) = Xs.middleRows(r, op_.size(l));
             r += op_.size(l);
         }
@@ -314,7 +351,8 @@ public:
     void gather(const RowMat& X, RowMat& Xs) const {
         Xs.resize(dim_, X.cols());
         Index r = 0;
-        for (Index l = side_; l < op_.n_layers(); l += 2) {
+        for (Index l = 0; l < op_.n_layers(); ++l) {
+            if (op_.colour(l) != side_) continue;
             Xs.middleRows(r, op_.size(l)) = X.middleRows(op_.offset(l), op_.size(l));
             r += op_.size(l);
         }
@@ -333,9 +371,9 @@ private:
     Index dim_ = 0;
 };
 
-// The non-zero entries of some layers of a LayeredGraph as CSR (row i of
-// layer l: its columns ascending, |w| values), so that the O(nnz) passes
-// (degrees, edges, n-cut, operator build) skip the zeros of sparse layers
+// The non-zero entries of some blocks of a LayeredGraph as CSR (row i of
+// block b: its columns ascending, |w| values), so that the O(nnz) passes
+// (degrees, edges, n-cut, operator build) skip the zeros of sparse blocks
 // instead of scanning the whole block. The visiting order is that of the
 // dense scan, so every result is bit-identical. Storage a caller may keep
 // and reuse for many graphs of the same shape.
@@ -346,11 +384,12 @@ struct SparseIndex {
         std::vector<std::int32_t> indices;
         std::vector<double> absval;
     };
-    std::vector<Layer> layers;
+    std::vector<Layer> layers;  // one per block
 };
 
 class LayeredGraph {
 public:
+    // A chain: block l joins layers l and l + 1 (an MLP's (in, out) weights).
     // `finite_checked`: the caller guarantees every weight is finite (a
     // shuffle of an already checked network), which skips that O(nnz) scan.
     explicit LayeredGraph(std::vector<LayerView> layers, bool finite_checked = false)
@@ -371,19 +410,68 @@ public:
                 if (!std::isfinite(w.data[e]))
                     throw std::invalid_argument("weights: layer " + std::to_string(l) +
                                                 " has a NaN or infinite weight");
+            src_.push_back(static_cast<Index>(l));
+            dst_.push_back(static_cast<Index>(l) + 1);
         }
-        offsets_.push_back(0);
-        for (std::size_t l = 0; l + 1 < sizes_.size(); ++l)
-            offsets_.push_back(offsets_.back() + sizes_[l]);
+        finish();
+    }
+
+    // Blocks between any pairs of layers: block b joins layer src[b] to layer
+    // dst[b] (src[b] < dst[b], no pair twice) with shape (sizes[src[b]],
+    // sizes[dst[b]]).
+    LayeredGraph(std::vector<Index> sizes, std::vector<Index> src, std::vector<Index> dst,
+                 std::vector<LayerView> blocks, bool finite_checked = false)
+        : layers_(std::move(blocks)), sizes_(std::move(sizes)), src_(std::move(src)), dst_(std::move(dst)) {
+        const Index L = static_cast<Index>(sizes_.size());
+        const std::size_t nb = layers_.size();
+        if (L < 1) throw std::invalid_argument("sizes: need at least one layer");
+        for (Index l = 0; l < L; ++l)
+            if (sizes_[l] < 0)
+                throw std::invalid_argument("sizes: layer " + std::to_string(l) + " has a negative size (" +
+                                            std::to_string(sizes_[l]) + ")");
+        if (nb == 0) throw std::invalid_argument("blocks: need at least one block");
+        if (src_.size() != nb || dst_.size() != nb)
+            throw std::invalid_argument("src and dst must have one entry per block (" + std::to_string(nb) +
+                                        "), got " + std::to_string(src_.size()) + " and " +
+                                        std::to_string(dst_.size()));
+        std::vector<std::pair<Index, Index>> seen;
+        for (std::size_t b = 0; b < nb; ++b) {
+            const Index s = src_[b], d = dst_[b];
+            const std::string name = "blocks[" + std::to_string(b) + "] (layers " + std::to_string(s) +
+                                     " -> " + std::to_string(d) + ")";
+            if (s < 0 || d >= L)
+                throw std::invalid_argument(name + ": layers must be in [0, " + std::to_string(L) + ")");
+            if (s >= d) throw std::invalid_argument(name + ": src must be < dst");
+            seen.emplace_back(s, d);
+            const LayerView& w = layers_[b];
+            if (w.rows != sizes_[s] || w.cols != sizes_[d])
+                throw std::invalid_argument(name + " must have shape (" + std::to_string(sizes_[s]) + ", " +
+                                            std::to_string(sizes_[d]) + "), got (" + std::to_string(w.rows) +
+                                            ", " + std::to_string(w.cols) + ")");
+            const Index m = finite_checked ? 0 : w.rows * w.cols;
+            for (Index e = 0; e < m; ++e)
+                if (!std::isfinite(w.data[e])) throw std::invalid_argument(name + " has a NaN or infinite weight");
+        }
+        std::sort(seen.begin(), seen.end());
+        for (std::size_t b = 1; b < seen.size(); ++b)
+            if (seen[b] == seen[b - 1])
+                throw std::invalid_argument("blocks: the pair of layers (" + std::to_string(seen[b].first) + ", " +
+                                            std::to_string(seen[b].second) + ") appears twice");
+        finish();
     }
 
     Index n_nodes() const { return offsets_.back() + sizes_.back(); }
     const std::vector<Index>& sizes() const { return sizes_; }
     const std::vector<Index>& offsets() const { return offsets_; }
+    const std::vector<LayerView>& blocks() const { return layers_; }
+    const std::vector<Index>& src() const { return src_; }
+    const std::vector<Index>& dst() const { return dst_; }
+    // The 2-colouring of the layer graph (see the contract), or empty.
+    const std::vector<int>& colours() const { return colour_; }
 
-    // Indexes the layers l with which[l] != 0 into `store` (one pass over
+    // Indexes the blocks b with which[b] != 0 into `store` (one pass over
     // each), which this graph then reads instead of their dense blocks;
-    // `store` must outlive the graph's use. Worth it for sparse layers only.
+    // `store` must outlive the graph's use. Worth it for sparse blocks only.
     void use_sparse(SparseIndex& store, const std::vector<char>& which) {
         store.layers.resize(layers_.size());
         for (std::size_t l = 0; l < layers_.size(); ++l) {
@@ -421,8 +509,8 @@ public:
         std::vector<double> d(n_nodes(), 0.0);
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerView& w = layers_[l];
-            double* din = d.data() + offsets_[l];
-            double* dout = d.data() + offsets_[l + 1];
+            double* din = d.data() + offsets_[src_[l]];
+            double* dout = d.data() + offsets_[dst_[l]];
             // Skipping zeros changes no sum: every degree starts at +0.
             if (const SparseIndex::Layer* sp = sparse(l)) {
                 for (Index i = 0; i < w.rows; ++i) {
@@ -453,17 +541,17 @@ public:
     void for_each_edge(F&& f) const {
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerView& w = layers_[l];
+            const Index r0 = offsets_[src_[l]], c0 = offsets_[dst_[l]];
             if (const SparseIndex::Layer* sp = sparse(l)) {
                 for (Index i = 0; i < w.rows; ++i)
                     for (Index e = sp->indptr[i]; e < sp->indptr[i + 1]; ++e)
-                        f(offsets_[l] + i, offsets_[l + 1] + sp->indices[e], sp->absval[e]);
+                        f(r0 + i, c0 + sp->indices[e], sp->absval[e]);
                 continue;
             }
             for (Index i = 0; i < w.rows; ++i) {
                 const double* row = w.data + i * w.cols;
                 for (Index j = 0; j < w.cols; ++j)
-                    if (row[j] != 0.0)
-                        f(offsets_[l] + i, offsets_[l + 1] + j, std::fabs(row[j]));
+                    if (row[j] != 0.0) f(r0 + i, c0 + j, std::fabs(row[j]));
             }
         }
     }
@@ -496,22 +584,23 @@ public:
     // Builds the operator into `op`, reusing its storage (null replicates
     // rebuild one operator per thread instead of allocating a new one).
     void layered_into(const Compaction& c, LayeredOperator& op) const {
-        const std::size_t L = layers_.size();
-        std::vector<Index> csize(L + 1, 0), coff(L + 1, 0);
-        std::vector<std::vector<Index>> kept(L + 1);
-        for (std::size_t l = 0; l <= L; ++l) {
+        const std::size_t L = sizes_.size();
+        std::vector<Index> csize(L, 0), coff(L, 0);
+        std::vector<std::vector<Index>> kept(L);
+        for (std::size_t l = 0; l < L; ++l) {
             for (Index u = 0; u < sizes_[l]; ++u)
                 if (c.compact_of[offsets_[l] + u] >= 0) kept[l].push_back(u);
             csize[l] = static_cast<Index>(kept[l].size());
             if (l > 0) coff[l] = coff[l - 1] + csize[l - 1];
         }
-        op.reset(coff, csize);
-        for (std::size_t l = 0; l < L; ++l) {
+        op.reset(coff, csize, src_, dst_, colour_);
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerView& w = layers_[l];
-            const Index r = csize[l], q = csize[l + 1];
-            const double* sin = c.inv_sqrt.data() + coff[l];
-            const double* sout = c.inv_sqrt.data() + coff[l + 1];
-            const std::vector<Index>& cols = kept[l + 1];
+            const Index ls = src_[l], ld = dst_[l];
+            const Index r = csize[ls], q = csize[ld];
+            const double* sin = c.inv_sqrt.data() + coff[ls];
+            const double* sout = c.inv_sqrt.data() + coff[ld];
+            const std::vector<Index>& cols = kept[ld];
             const bool all_cols = q == w.cols;
             LayeredOperator::Half& fwd = op.block(l).fwd;
             LayeredOperator::Half& bwd = op.block(l).bwd;
@@ -528,13 +617,13 @@ public:
             const SparseIndex::Layer* sp = sparse(l);
             // A non-zero weight joins two kept units, so the sparse rows map
             // straight to compact columns (ascending, as in the dense scan).
-            const Index* col_of = c.compact_of.data() + offsets_[l + 1];
+            const Index* col_of = c.compact_of.data() + offsets_[ld];
             for (Index a = 0; sp && a < r; ++a) {
-                const Index row = kept[l][a];
+                const Index row = kept[ls][a];
                 const double sa = sin[a];
                 for (Index e = sp->indptr[row]; e < sp->indptr[row + 1]; ++e) {
                     ++nnz;
-                    const Index b = col_of[sp->indices[e]] - coff[l + 1];
+                    const Index b = col_of[sp->indices[e]] - coff[ld];
                     const double v = sp->absval[e] * sa * sout[b];
                     if (v != 0.0) {
                         fwd.indices.push_back(b);
@@ -544,7 +633,7 @@ public:
                 fwd.indptr.push_back(static_cast<Index>(fwd.indices.size()));
             }
             for (Index a = 0; !sp && a < r; ++a) {
-                const double* row = w.data + kept[l][a] * w.cols;
+                const double* row = w.data + kept[ls][a] * w.cols;
                 const double sa = sin[a];
                 for (Index b = 0; b < q; ++b) {
                     const double x = row[all_cols ? b : cols[b]];
@@ -566,6 +655,40 @@ public:
     }
 
 private:
+    // Offsets of the layers, and the layer graph's 2-colouring: breadth-first
+    // from each uncoloured layer in layer order, colour 0 at its root, so a
+    // chain gets l % 2. An edge between layers of one colour (an odd cycle)
+    // leaves colour_ empty.
+    void finish() {
+        offsets_.assign(1, 0);
+        for (std::size_t l = 0; l + 1 < sizes_.size(); ++l) offsets_.push_back(offsets_.back() + sizes_[l]);
+        const std::size_t L = sizes_.size();
+        std::vector<std::vector<Index>> next(L);
+        for (std::size_t b = 0; b < src_.size(); ++b) {
+            next[src_[b]].push_back(dst_[b]);
+            next[dst_[b]].push_back(src_[b]);
+        }
+        colour_.assign(L, -1);
+        std::vector<Index> queue;
+        for (std::size_t root = 0; root < L; ++root) {
+            if (colour_[root] >= 0) continue;
+            colour_[root] = 0;
+            queue.assign(1, static_cast<Index>(root));
+            for (std::size_t h = 0; h < queue.size(); ++h) {
+                const Index u = queue[h];
+                for (const Index v : next[u]) {
+                    if (colour_[v] < 0) {
+                        colour_[v] = 1 - colour_[u];
+                        queue.push_back(v);
+                    } else if (colour_[v] == colour_[u]) {
+                        colour_.clear();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     const SparseIndex::Layer* sparse(std::size_t l) const {
         return sparse_ && sparse_->layers[l].used ? &sparse_->layers[l] : nullptr;
     }
@@ -605,9 +728,11 @@ private:
             }
     }
 
-    std::vector<LayerView> layers_;
+    std::vector<LayerView> layers_;  // the blocks, in their given order
     std::vector<Index> sizes_;
+    std::vector<Index> src_, dst_;
     std::vector<Index> offsets_;
+    std::vector<int> colour_;
     const SparseIndex* sparse_ = nullptr;
 };
 

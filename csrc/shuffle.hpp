@@ -1,14 +1,17 @@
 // shuffle.hpp — weight-shuffled null distributions of layered networks.
 //
 // Contract
-// - `compact(g)`: the network without its zero-degree units (dead pixels,
-//   dead units), as dense row-major signed (in, out) matrices; done once,
-//   before any shuffle (REFERENCE.md 4).
-// - `shuffle_into(src, dst, method, rng)`: per layer, kLayer permutes all
-//   entries of the matrix (zeros included: keeps the multiset of values, not
-//   the sparsity pattern); kNonzero permutes the values among the non-zero
-//   positions only (keeps the mask). Fisher-Yates with Rng::below, so a
-//   replicate is a pure function of its seed.
+// - `compact(g)`: the network (a LayeredGraph: a chain or blocks between any
+//   pairs of layers) without its zero-degree units (dead pixels, dead
+//   units), as dense row-major signed (n_src, n_dst) matrices with the same
+//   pairs in the same order; done once, before any shuffle (REFERENCE.md 4).
+//   A layer left with no units keeps its (empty) blocks, so the pairs never
+//   change.
+// - `shuffle_into(src, dst, method, rng)`: per block, in block order, kLayer
+//   permutes all entries of the matrix (zeros included: keeps the multiset of
+//   values, not the sparsity pattern); kNonzero permutes the values among the
+//   non-zero positions only (keeps the mask). Fisher-Yates with Rng::below,
+//   so a replicate is a pure function of its seed.
 // - `null_samples(...)`: replicate i (i in [start, start + count)) shuffles
 //   with Rng(shuffle_seed(seed, i)) and clusters the shuffled network exactly
 //   as spectral() would with seed replicate_seed(seed, i) (newly isolated
@@ -47,37 +50,45 @@ inline std::uint64_t replicate_seed(std::uint64_t seed, std::uint64_t i) {
 }
 
 struct DenseLayers {
-    std::vector<std::vector<double>> w;  // row-major (in, out)
+    std::vector<std::vector<double>> w;  // per block, row-major (n_src, n_dst)
     std::vector<Index> sizes;            // units per layer, inputs first
+    std::vector<Index> src, dst;         // per block, its two layers
 
     std::vector<LayerView> views() const {
         std::vector<LayerView> v;
-        for (std::size_t l = 0; l < w.size(); ++l) v.push_back({sizes[l], sizes[l + 1], w[l].data()});
+        for (std::size_t b = 0; b < w.size(); ++b) v.push_back({sizes[src[b]], sizes[dst[b]], w[b].data()});
         return v;
     }
+    // The graph of these weights (borrowing them); `checked`: known finite.
+    LayeredGraph graph(bool checked) const { return LayeredGraph(sizes, src, dst, views(), checked); }
 };
 
-inline DenseLayers compact(const LayeredGraph& g, const std::vector<LayerView>& layers) {
+inline DenseLayers compact(const LayeredGraph& g) {
     const std::vector<double> deg = g.degrees();
+    const std::vector<LayerView>& blocks = g.blocks();
     DenseLayers out;
-    std::vector<std::vector<Index>> kept(layers.size() + 1);
-    for (std::size_t l = 0; l <= layers.size(); ++l) {
+    out.src = g.src();
+    out.dst = g.dst();
+    std::vector<std::vector<Index>> kept(g.sizes().size());
+    for (std::size_t l = 0; l < kept.size(); ++l) {
         for (Index u = 0; u < g.sizes()[l]; ++u)
             if (deg[g.offsets()[l] + u] > 0.0) kept[l].push_back(u);
         out.sizes.push_back(static_cast<Index>(kept[l].size()));
     }
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-        const LayerView& w = layers[l];
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+        const LayerView& w = blocks[b];
+        const std::vector<Index>& rows = kept[g.src()[b]];
+        const std::vector<Index>& cols = kept[g.dst()[b]];
         std::vector<double> m;
-        m.reserve(kept[l].size() * kept[l + 1].size());
-        for (Index a : kept[l])
-            for (Index b : kept[l + 1]) m.push_back(w.data[a * w.cols + b]);
+        m.reserve(rows.size() * cols.size());
+        for (Index a : rows)
+            for (Index c : cols) m.push_back(w.data[a * w.cols + c]);
         out.w.push_back(std::move(m));
     }
     return out;
 }
 
-// Positions of the non-zero entries of each layer (for kNonzero).
+// Positions of the non-zero entries of each block (for kNonzero).
 inline std::vector<std::vector<Index>> nonzero_positions(const DenseLayers& src) {
     std::vector<std::vector<Index>> pos(src.w.size());
     for (std::size_t l = 0; l < src.w.size(); ++l)
@@ -89,6 +100,8 @@ inline std::vector<std::vector<Index>> nonzero_positions(const DenseLayers& src)
 inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<Index>>& nz,
                          DenseLayers& dst, ShuffleMethod method, Rng& rng) {
     dst.sizes = src.sizes;
+    dst.src = src.src;
+    dst.dst = src.dst;
     dst.w.resize(src.w.size());
     for (std::size_t l = 0; l < src.w.size(); ++l) {
         std::vector<double>& out = dst.w[l];
@@ -115,7 +128,7 @@ inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<I
     }
 }
 
-// Layers with at most this fraction of non-zeros are read through a
+// Blocks with at most this fraction of non-zeros are read through a
 // SparseIndex (operators.hpp) in each replicate.
 constexpr double kSparseIndexDensity = 0.5;
 
@@ -134,9 +147,8 @@ struct NullOptions {
     std::function<SpectralOptions(std::uint64_t)> spectral_options;
 };
 
-inline std::vector<double> null_samples(const std::vector<LayerView>& layers, const NullOptions& o) {
-    const LayeredGraph g(layers);
-    const DenseLayers src = compact(g, layers);
+inline std::vector<double> null_samples(const LayeredGraph& g, const NullOptions& o) {
+    const DenseLayers src = compact(g);
     const auto nz = nonzero_positions(src);
     const Index first = o.observed ? 1 : 0;
     const Index tasks = o.count + first;
@@ -144,7 +156,7 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     const auto workers = static_cast<std::size_t>(worker_count(tasks, o.n_threads));
     std::vector<DenseLayers> scratch(workers);
     std::vector<SpectralWorkspace> spaces(workers);
-    // Both methods keep each layer's number of non-zeros, so which layers
+    // Both methods keep each block's number of non-zeros, so which blocks
     // are worth a sparse index is decided once, on the source network.
     std::vector<SparseIndex> indexes(workers);
     std::vector<char> sparse_layers(src.w.size());
@@ -155,7 +167,7 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
     ThreadPool pool(static_cast<int>(workers));
     pool.for_each(tasks, [&](std::int64_t j, int w) {
         if (j < first) {
-            LayeredGraph original(src.views(), true);
+            LayeredGraph original = src.graph(true);
             original.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);
             samples[0] = spectral(original, o.spectral_options(o.seed), &spaces[w]).ncut;
             return;
@@ -164,7 +176,7 @@ inline std::vector<double> null_samples(const std::vector<LayerView>& layers, co
         Rng rng(shuffle_seed(o.seed, i));
         DenseLayers& buf = scratch[static_cast<std::size_t>(w)];
         shuffle_into(src, nz, buf, o.method, rng);
-        LayeredGraph shuffled(buf.views(), true);  // values of g, checked
+        LayeredGraph shuffled = buf.graph(true);  // values of g, checked
         shuffled.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);
         samples[static_cast<std::size_t>(j)] =
             spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i)), &spaces[w]).ncut;

@@ -13,6 +13,11 @@
 // the orthogonal complement, so eigenvalue 0 of any multiplicity is exact.
 // With c >= n_clusters components the c-fold eigenvalue 0 leaves the basis
 // open; the n_clusters components of largest volume are used (ties: first).
+// Solver: a LayeredGraph whose layer graph is 2-coloured (operators.hpp; any
+// chain) is solved on the bipartite square B^T B of its smaller colour
+// ("bipartite-lanczos"), checked on N itself; otherwise, or when that check
+// fails, Lanczos runs on the full layered operator or the CSR one
+// ("lanczos"). SpectralResult::solver says which.
 // Errors: std::invalid_argument for n_clusters out of [2, n_kept].
 // Threads: one ThreadPool of opts.n_threads members (or the caller's pool)
 // serves both the operator applications of the eigensolver (their row
@@ -126,16 +131,18 @@ inline std::vector<Index> relabel_by_size(const std::vector<std::int64_t>& raw, 
     return out;
 }
 
-// Eigenpairs of a layered (hence bipartite) N through B^T B on its smaller
-// side: eigenvalue sigma^2 there, eigenvector [B v / sigma; v] / sqrt(2) of N.
-// Fills the last `want` columns of X and entries of lam; returns false (and
-// leaves them alone) when the square cannot give them reliably: too few
-// nodes on the side, or a wanted sigma so small that B v / sigma is noise.
+// Eigenpairs of a bipartite layered N (its layers 2-coloured) through B^T B
+// on its smaller colour: eigenvalue sigma^2 there, eigenvector
+// [B v / sigma; v] / sqrt(2) of N. Fills the last `want` columns of X and
+// entries of lam; returns false (and leaves them alone) when the layer graph
+// is not bipartite or the square cannot give them reliably: too few nodes on
+// the side, or a wanted sigma so small that B v / sigma is noise.
 inline bool bipartite_eigenpairs(const LayeredOperator& op, const Mat& Zall, Index want,
                                  const LanczosOptions& lopts, Mat& X, Eigen::VectorXd& lam,
                                  SpectralResult& res) {
+    if (!op.bipartite()) return false;
     Index side_size[2] = {0, 0};
-    for (Index l = 0; l < op.n_layers(); ++l) side_size[l % 2] += op.size(l);
+    for (Index l = 0; l < op.n_layers(); ++l) side_size[op.colour(l)] += op.size(l);
     const int side = side_size[1] <= side_size[0] ? 1 : 0;
     const SideSquareOperator sq(op, side);
     const Index c = Zall.cols();
@@ -218,7 +225,15 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
         lam[j] = 0.0;
     }
     if (c < k) {
-        bool done = false;
+        auto general = [&](const Operator& op) {
+            EigenPairs ep = largest_eigenpairs(op, Zall, k - c, opts.lanczos);
+            X.rightCols(k - c) = ep.vectors;
+            lam.tail(k - c) = (1.0 - ep.values.array()).max(0.0).matrix();
+            res.n_matvec += ep.n_matvec;
+            res.n_restarts += ep.n_restarts;
+            res.max_residual = ep.max_residual;
+            res.solver = "lanczos";
+        };
         if constexpr (std::is_same_v<G, LayeredGraph>) {
             std::unique_ptr<LayeredOperator> owned;
             LayeredOperator* op = ws ? &ws->op : nullptr;
@@ -236,17 +251,11 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
                 ~Detach() { op->set_pool(nullptr); }
             } detach{op};
             op->set_pool(op->work() >= 100000 ? &pool : nullptr);
-            done = detail::bipartite_eigenpairs(*op, Zall, k - c, opts.lanczos, X, lam, res);
-        }
-        if (!done) {
-            const auto op = g.normalized(comp);
-            EigenPairs ep = largest_eigenpairs(*op, Zall, k - c, opts.lanczos);
-            X.rightCols(k - c) = ep.vectors;
-            lam.tail(k - c) = (1.0 - ep.values.array()).max(0.0).matrix();
-            res.n_matvec += ep.n_matvec;
-            res.n_restarts += ep.n_restarts;
-            res.max_residual = ep.max_residual;
-            res.solver = "lanczos";
+            // Not bipartite, or the square failed its check: the full
+            // operator (the same one, its products split the same way).
+            if (!detail::bipartite_eigenpairs(*op, Zall, k - c, opts.lanczos, X, lam, res)) general(*op);
+        } else {
+            general(*g.normalized(comp));
         }
     }
     res.eigenvalues = lam;

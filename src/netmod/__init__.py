@@ -18,7 +18,7 @@ from importlib import metadata as _metadata
 from . import datasets, synthetic
 from .communities import leiden, louvain, modularity
 from .compare import Comparison, compare
-from .graphs import from_layers, from_torch, kernel_norms, layer_weights, to_igraph
+from .graphs import from_blocks, from_layers, from_torch, kernel_norms, layer_weights, to_igraph
 from .lesions import LesionDependencies, LesionImportance, lesion_dependencies, lesion_importance
 from .nulls import (
     NullDistribution,
@@ -49,6 +49,7 @@ __all__ = [
     "compare",
     "datasets",
     "empirical_p",
+    "from_blocks",
     "from_layers",
     "from_torch",
     "kernel_norms",

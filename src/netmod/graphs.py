@@ -1,13 +1,17 @@
 """Graph inputs: validate anything netmod accepts and hand the kernel arrays.
 
-Two native forms exist. A *layered* graph is a chain of weight matrices
+Three native forms exist. A *layered* graph is a chain of weight matrices
 (MLP layers, shape (in, out), signed; edge weight |w|): the kernel multiplies
-by the blocks directly. Every other graph becomes a symmetric CSR matrix
-(int64 indices, float64 non-negative weights).
+by the blocks directly. A *block* graph generalises it to weight blocks
+between any pairs of layers (src < dst: a CNN's filter graph with a residual
+skip, say), still multiplied block by block. Every other graph becomes a
+symmetric CSR matrix (int64 indices, float64 non-negative weights).
 
 A graph made by :func:`from_layers` or :func:`from_torch` is an ordinary
 ``igraph.Graph`` that also carries its signed layer weights (graph attribute
-``layer_weights``). Those are used only while they are exactly what the
+``layer_weights``); one made by :func:`from_blocks` carries its blocks and
+their pairs (``layer_blocks``, ``layer_pairs``; a chain given as pairs is a
+:func:`from_layers` graph). Those are used only while they are exactly what the
 graph's edges say: every call that reads such a graph checks, in the kernel,
 that its edges are the non-zero entries of the stored blocks in order, with
 weights ``|w|`` equal to the last bit. A graph edited since (weights
@@ -18,8 +22,9 @@ its edges instead, so it gives the edited answer, never the old one.
 from __future__ import annotations
 
 import ctypes
+import numbers
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +35,7 @@ import scipy.sparse as sp
 from ._native import core as _core
 from ._validate import check_choice, check_int
 
-__all__ = ["KERNEL_NORMS", "from_layers", "from_torch", "kernel_norms", "layer_weights", "to_igraph"]
+__all__ = ["KERNEL_NORMS", "from_blocks", "from_layers", "from_torch", "kernel_norms", "layer_weights", "to_igraph"]
 
 # Relative tolerance under which a matrix counts as symmetric (and is then
 # symmetrised exactly): float round-off of A + A.T style constructions.
@@ -53,6 +58,36 @@ class LayeredInput:
 
 
 @dataclass(frozen=True)
+class BlockInput:
+    """Signed weight blocks between pairs of layers.
+
+    ``sizes``: units per layer (ints >= 0); ``pairs``: (src, dst) per block,
+    src < dst, no pair twice; ``blocks``: float64 C-contiguous read-only
+    arrays, block b of shape (sizes[src], sizes[dst]). Made by
+    :func:`check_blocks` (validating) or :func:`block_input` (trusted).
+    """
+
+    sizes: tuple
+    pairs: tuple
+    blocks: tuple
+
+    @property
+    def n_nodes(self) -> int:
+        return int(sum(self.sizes))
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """First node of each layer (int64)."""
+        return np.concatenate([[0], np.cumsum(self.sizes, dtype=np.int64)[:-1]]).astype(np.int64)
+
+    def native_args(self) -> tuple:
+        """(sizes, src, dst, blocks) as the kernel's *_blocks functions take them."""
+        pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
+        return (np.asarray(self.sizes, dtype=np.int64), np.ascontiguousarray(pairs[:, 0]),
+                np.ascontiguousarray(pairs[:, 1]), list(self.blocks))
+
+
+@dataclass(frozen=True)
 class CsrInput:
     """Symmetric CSR adjacency, no self-loops, finite non-negative weights."""
 
@@ -65,7 +100,7 @@ class CsrInput:
         return int(self.indptr.size - 1)
 
 
-NativeGraph = LayeredInput | CsrInput
+NativeGraph = LayeredInput | BlockInput | CsrInput
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -108,6 +143,89 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     c = np.array(a, dtype=np.float64, order="C", copy=True)
     c.setflags(write=False)
     return c
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` as a float64 C-contiguous read-only array; copied only if it is not one already."""
+    if a.dtype == np.float64 and a.flags.c_contiguous and not a.flags.writeable:
+        return a
+    return _read_only(a)
+
+
+def _is_chain(pairs: tuple, n_layers: int) -> bool:
+    return pairs == tuple((l, l + 1) for l in range(n_layers - 1))
+
+
+def block_input(sizes: Sequence[int], pairs: Sequence[Sequence[int]], blocks: Sequence[np.ndarray]) -> BlockInput:
+    """A BlockInput of already valid parts (the kernel's own outputs): no checks,
+    arrays made read-only in place when they are fresh float64 C arrays."""
+    out = []
+    for b in blocks:
+        a = np.ascontiguousarray(b, dtype=np.float64)
+        if a.flags.writeable and a.flags.owndata:
+            a.setflags(write=False)
+        out.append(_frozen(a))
+    return BlockInput(tuple(int(s) for s in sizes), tuple((int(s), int(d)) for s, d in pairs), tuple(out))
+
+
+def check_blocks(blocks: Any, sizes: Any, pairs: Any, name: str = "blocks") -> BlockInput:
+    """Blocks between pairs of layers, validated: ``sizes`` ints >= 0 (at least
+    two layers), ``pairs`` one (src, dst) per block with 0 <= src < dst <
+    len(sizes) and no pair twice, block b real, finite, of shape
+    (sizes[src], sizes[dst])."""
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)):
+        raise TypeError(f"sizes must be a sequence of integers, got {type(sizes).__name__}")
+    sizes_out = []
+    for l, s in enumerate(sizes):
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
+            raise TypeError(f"sizes[{l}] must be an integer, got {type(s).__name__}")
+        if s < 0:
+            raise ValueError(f"sizes[{l}] must be >= 0, got {int(s)}")
+        sizes_out.append(int(s))
+    if len(sizes_out) < 2:
+        raise ValueError(f"sizes must have at least two layers, got {len(sizes_out)}")
+    if isinstance(blocks, (np.ndarray, str, bytes)) or not isinstance(blocks, Sequence):
+        raise TypeError(f"{name} must be a sequence of 2-D arrays, got {type(blocks).__name__}")
+    if len(blocks) == 0:
+        raise ValueError(f"{name} must hold at least one block, got none")
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (Sequence, np.ndarray)):
+        raise TypeError(f"pairs must be a sequence of (src, dst) layer pairs, got {type(pairs).__name__}")
+    if len(pairs) != len(blocks):
+        raise ValueError(f"pairs must have one (src, dst) per block ({len(blocks)}), got {len(pairs)}")
+    pairs_out, seen = [], {}
+    for b, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, (Sequence, np.ndarray)) or len(pair) != 2:
+            raise TypeError(f"pairs[{b}] must be a (src, dst) pair of layer indices, got {pair!r}")
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in pair):
+            raise TypeError(f"pairs[{b}] must hold two integers, got {pair!r}")
+        s, d = int(pair[0]), int(pair[1])
+        if not 0 <= s < len(sizes_out) or not 0 <= d < len(sizes_out):
+            raise ValueError(f"pairs[{b}] must name layers in [0, {len(sizes_out)}), got ({s}, {d})")
+        if s >= d:
+            raise ValueError(f"pairs[{b}] must have src < dst, got ({s}, {d})")
+        if (s, d) in seen:
+            raise ValueError(f"pairs[{b}] repeats the pair ({s}, {d}) of pairs[{seen[(s, d)]}]")
+        seen[(s, d)] = b
+        pairs_out.append((s, d))
+    out = []
+    for b, (w, (s, d)) in enumerate(zip(blocks, pairs_out)):
+        where = f"{name}[{b}] (layers {s} -> {d})"
+        try:
+            a = np.asarray(w)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"{where} must be a 2-D array, got a ragged sequence: {exc}") from None
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise TypeError(f"{where} must be a numeric array, got dtype {a.dtype}")
+        if np.iscomplexobj(a):
+            raise TypeError(f"{where} must be real, got dtype {a.dtype}")
+        want = (sizes_out[s], sizes_out[d])
+        if a.shape != want:
+            raise ValueError(f"{where} must have shape {want} = (sizes[{s}], sizes[{d}]), got {a.shape}")
+        a = _frozen(a)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{where} must be finite, got NaN or inf")
+        out.append(a)
+    return BlockInput(tuple(sizes_out), tuple(pairs_out), tuple(out))
 
 
 KERNEL_NORMS = ("l1", "l2", "induced-l1", "spectral")
@@ -237,7 +355,7 @@ def from_layers(weights: Sequence[Any], *, names: Sequence[str] | None = None) -
     ws = check_weights(weights, "weights")
     sizes = [int(ws[0].shape[0])] + [int(w.shape[1]) for w in ws]
     if names is None:
-        names = ["input"] + [f"layer {i}" for i in range(1, len(sizes))]
+        names = _default_names(len(sizes))
     names = [str(n) for n in names]
     if len(names) != len(sizes):
         raise ValueError(f"names must have one entry per layer of units ({len(sizes)}), got {len(names)}")
@@ -255,6 +373,135 @@ def from_layers(weights: Sequence[Any], *, names: Sequence[str] | None = None) -
     g["layer_names"] = names
     g["layer_weights"] = [_read_only(w) for w in ws]
     return g
+
+
+# Graph attributes from_layers / from_blocks set themselves.
+_LAYER_ATTRIBUTES = ("layer_sizes", "layer_names", "layer_kinds", "layer_pairs", "layer_blocks", "layer_weights")
+
+
+def from_blocks(
+    blocks: Sequence[Any],
+    *,
+    sizes: Sequence[int],
+    pairs: Sequence[Sequence[int]],
+    names: Sequence[str] | None = None,
+    kinds: Sequence[str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> ig.Graph:
+    """Build the neuron graph of weight blocks between any pairs of layers.
+
+    The generalisation of :func:`from_layers` to networks whose layers are
+    not a chain: a residual skip adds a block from layer 2 to layer 5, say;
+    a CNN's filter graph takes one block per convolution
+    (:func:`kernel_norms`) between the layers of channels it joins.
+
+    Parameters
+    ----------
+    blocks : sequence of array_like
+        Block b, of shape (sizes[src], sizes[dst]) for ``pairs[b] = (src,
+        dst)``, signed: entry (i, j) is the weight from unit i of layer src
+        to unit j of layer dst (edge weight |w|).
+    sizes : sequence of int
+        Units per layer (at least two layers; 0 is allowed), inputs first.
+    pairs : sequence of (int, int)
+        The layers each block joins, src < dst, no pair twice.
+    names : sequence of str, optional
+        A name for every layer (default "input", "layer 1", ...).
+    kinds : sequence of str, optional
+        A kind for every layer (e.g. "input", "conv", "linear"): graph
+        attribute ``layer_kinds`` and vertex attribute ``kind``.
+    attributes : mapping of str to object, optional
+        Extra graph attributes to set (e.g. ``{"kernel_norm": "l1"}``); not
+        one of the names set here (``layer_sizes``, ``layer_names``,
+        ``layer_kinds``, ``layer_pairs``, ``layer_blocks``, ``layer_weights``).
+
+    Returns
+    -------
+    igraph.Graph
+        Undirected; one vertex per unit (layer 0 first, units in index order)
+        with vertex attributes ``layer``, ``unit`` (and ``kind``); an edge for
+        every non-zero weight (block by block, row-major) with attribute
+        ``weight`` = |w|; graph attributes ``layer_sizes``, ``layer_names``,
+        ``layer_pairs`` (list of (src, dst)) and ``layer_blocks`` (read-only
+        float64 copies of the signed blocks), plus ``layer_kinds`` and
+        ``attributes``. When ``pairs`` is exactly the chain (0, 1), (1, 2),
+        ... in order, the graph is the one :func:`from_layers` makes of the
+        blocks (``layer_weights``, no ``layer_pairs`` / ``layer_blocks``) plus
+        ``kinds`` and ``attributes``, so every MLP code path applies. netmod
+        clusters such a graph block by block, and shuffles it block by block
+        in :func:`netmod.shuffle_null`, for as long as its edges are exactly
+        those blocks (checked on every call); edit it and it is read from its
+        edges.
+
+    Raises
+    ------
+    TypeError
+        If ``blocks``, ``sizes``, ``pairs``, ``names``, ``kinds`` or the
+        attribute names are of the wrong kind.
+    ValueError
+        If a block is not finite or not of shape (sizes[src], sizes[dst]), a
+        pair has src >= dst, names a layer out of range or repeats, ``names``
+        or ``kinds`` has the wrong length, or an attribute name is reserved.
+
+    Examples
+    --------
+    >>> import numpy as np, netmod
+    >>> skip = [np.ones((2, 3)), np.ones((3, 2)), -np.eye(2)]
+    >>> g = netmod.from_blocks(skip, sizes=[2, 3, 2], pairs=[(0, 1), (1, 2), (0, 2)])
+    >>> g.vcount(), g.ecount(), g["layer_pairs"]
+    (7, 14, [(0, 1), (1, 2), (0, 2)])
+    """
+    native = check_blocks(blocks, sizes, pairs)
+    n_layers = len(native.sizes)
+    kinds = _per_layer(kinds, "kinds", n_layers)
+    extra = {} if attributes is None else attributes
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"attributes must be a mapping of graph attribute names to values, got {type(extra).__name__}")
+    for key in extra:
+        if not isinstance(key, str):
+            raise TypeError(f"attributes must have str keys, got {type(key).__name__}")
+        if key in _LAYER_ATTRIBUTES:
+            raise ValueError(f"attributes must not set {key!r}, which from_blocks sets itself")
+    if _is_chain(native.pairs, n_layers):
+        g = from_layers(list(native.blocks), names=names)
+    else:
+        names = _per_layer(names, "names", n_layers, default=_default_names(n_layers))
+        offsets = native.offsets
+        edges, wts = [], []
+        for (src, dst), w in zip(native.pairs, native.blocks):
+            i, j = np.nonzero(w)
+            edges.append(np.column_stack([i + offsets[src], j + offsets[dst]]))
+            wts.append(np.abs(w[i, j]))
+        g = ig.Graph(n=native.n_nodes, edges=np.concatenate(edges).tolist(), directed=False)
+        g.es["weight"] = np.concatenate(wts).tolist()
+        g.vs["layer"] = np.repeat(np.arange(n_layers), native.sizes).tolist()
+        g.vs["unit"] = np.concatenate([np.arange(s) for s in native.sizes]).tolist()
+        g["layer_sizes"] = list(native.sizes)
+        g["layer_names"] = names
+        g["layer_pairs"] = list(native.pairs)
+        g["layer_blocks"] = [_read_only(w) for w in native.blocks]
+    if kinds is not None:
+        g.vs["kind"] = [kinds[l] for l in g.vs["layer"]]
+        g["layer_kinds"] = kinds
+    for key, value in extra.items():
+        g[key] = value
+    return g
+
+
+def _default_names(n_layers: int) -> list:
+    return ["input"] + [f"layer {i}" for i in range(1, n_layers)]
+
+
+def _per_layer(values: Any, name: str, n_layers: int, default: list | None = None) -> list | None:
+    """One string per layer (``default`` when None)."""
+    if values is None:
+        return default
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of str, one per layer, got {type(values).__name__}")
+    out = [str(v) for v in values]
+    if len(out) != n_layers:
+        raise ValueError(f"{name} must have one entry per layer of units ({n_layers}), got {len(out)}")
+    return out
 
 
 def from_torch(model: Any, *, example_input: Any = None) -> ig.Graph:
@@ -383,8 +630,34 @@ def _stored_layers(g: ig.Graph) -> LayeredInput | None:
     return LayeredInput(ws)
 
 
-def _layers_from_edges(g: ig.Graph) -> LayeredInput:
-    """Layer weights read from the edges of a graph whose vertices say their layer and unit."""
+def _stored_blocks(g: ig.Graph) -> BlockInput | None:
+    """The graph's stored blocks (from_blocks) if its edges are exactly those blocks, else None."""
+    attrs = g.attributes()
+    if not {"layer_blocks", "layer_pairs", "layer_sizes"} <= set(attrs) or g.is_directed():
+        return None
+    try:
+        native = check_blocks(g["layer_blocks"], g["layer_sizes"], g["layer_pairs"], "graph['layer_blocks']")
+    except (TypeError, ValueError):
+        return None
+    if g.vcount() != native.n_nodes:
+        return None
+    if g.ecount() == 0:
+        return native if not any(w.any() for w in native.blocks) else None
+    weights = _edge_weights(g)
+    if weights is None:
+        return None
+    _, src, dst, blocks = native.native_args()
+    offsets = native.offsets
+    source, target = _endpoints(g)
+    if not _core.blocks_match_edges(blocks, offsets[src], offsets[dst], source, target, weights):
+        return None
+    return native
+
+
+def _layers_from_edges(g: ig.Graph) -> LayeredInput | BlockInput:
+    """Layer weights read from the edges of a graph whose vertices say their layer and unit:
+    a chain when every edge joins consecutive layers, else blocks for the pairs of layers the
+    edges join (src < dst, in sorted order)."""
     why = None
     if "layer" not in g.vs.attributes() or "unit" not in g.vs.attributes():
         why = "its vertices have no 'layer' and 'unit' attributes"
@@ -414,19 +687,29 @@ def _layers_from_edges(g: ig.Graph) -> LayeredInput:
     csr = _csr_from_igraph(g)
     rows = np.repeat(np.arange(csr.n_nodes), np.diff(csr.indptr))
     lu, lv = layer[rows], layer[csr.indices]
-    forward = lv == lu + 1
-    if (lu == lv).any() or (np.abs(lu - lv) > 1).any():
-        bad = np.flatnonzero((lu == lv) | (np.abs(lu - lv) > 1))[0]
+    if (lu == lv).any():
+        bad = np.flatnonzero(lu == lv)[0]
         raise ValueError(
-            "graph must only join units of consecutive layers to have layer structure, but it has an "
-            f"edge between vertex {rows[bad]} (layer {lu[bad]}) and vertex {csr.indices[bad]} (layer {lv[bad]})"
+            "graph must only join units of different layers to have layer structure, but it has an "
+            f"edge between vertex {rows[bad]} and vertex {csr.indices[bad]}, both in layer {lu[bad]}"
         )
-    weights = [np.zeros((int(sizes[l]), int(sizes[l + 1]))) for l in range(n_layers - 1)]
+    forward = lv > lu  # each edge once, from its lower layer
     r, c, w = rows[forward], csr.indices[forward], csr.data[forward]
-    for l in range(n_layers - 1):
-        sel = lu[forward] == l
-        weights[l][unit[r[sel]], unit[c[sel]]] = w[sel]
-    return LayeredInput(tuple(weights))
+    ls, ld = lu[forward], lv[forward]
+    if (ld - ls == 1).all():
+        weights = [np.zeros((int(sizes[l]), int(sizes[l + 1]))) for l in range(n_layers - 1)]
+        for l in range(n_layers - 1):
+            sel = ls == l
+            weights[l][unit[r[sel]], unit[c[sel]]] = w[sel]
+        return LayeredInput(tuple(weights))
+    pairs = sorted({(int(a), int(b)) for a, b in zip(ls.tolist(), ld.tolist())})
+    blocks = []
+    for a, b in pairs:
+        sel = (ls == a) & (ld == b)
+        block = np.zeros((int(sizes[a]), int(sizes[b])))
+        block[unit[r[sel]], unit[c[sel]]] = w[sel]
+        blocks.append(block)
+    return block_input(sizes, pairs, blocks)
 
 
 # --- validation of every accepted input ---------------------------------------------
@@ -542,15 +825,15 @@ def as_native(graph: Any) -> NativeGraph:
     """Validate ``graph`` and convert it to the form the kernel takes.
 
     Accepts an igraph.Graph (edge attribute "weight", absent = 1; a graph from
-    from_layers/from_torch whose edges still are its stored weights keeps its
-    layers), a scipy sparse matrix or array, a dense 2-D array, a torch MLP, or
+    from_layers/from_torch/from_blocks whose edges still are its stored weights
+    keeps its layers or blocks), a scipy sparse matrix or array, a dense 2-D array, a torch MLP, or
     a list of (in, out) layer weight matrices (numpy arrays, as from_layers
     takes them; edge weights |w|).
     """
-    if isinstance(graph, (LayeredInput, CsrInput)):
+    if isinstance(graph, (LayeredInput, BlockInput, CsrInput)):
         return graph
     if isinstance(graph, ig.Graph):
-        return _stored_layers(graph) or _csr_from_igraph(graph)
+        return _stored_layers(graph) or _stored_blocks(graph) or _csr_from_igraph(graph)
     if sp.issparse(graph):
         return _csr_from_scipy(graph)
     if is_torch_module(graph):
@@ -573,22 +856,25 @@ def as_native(graph: Any) -> NativeGraph:
     )
 
 
-def as_layered(graph: Any) -> LayeredInput:
+def as_layered(graph: Any) -> LayeredInput | BlockInput:
     """The layer weights of a torch MLP, a layered igraph graph, or a sequence of
-    (in, out) matrices; ValueError for graphs without layers.
+    (in, out) matrices; the blocks of a from_blocks graph; ValueError for
+    graphs without layers.
 
-    An igraph graph gives its stored weights while its edges are exactly
-    those, else the weights its edges and its vertices' ``layer`` / ``unit``
-    attributes say (magnitudes: edge weights are |w|).
+    An igraph graph gives its stored weights (or blocks) while its edges are
+    exactly those, else the weights its edges and its vertices' ``layer`` /
+    ``unit`` attributes say (magnitudes: edge weights are |w|): a chain when
+    every edge joins consecutive layers, else blocks for the pairs of layers
+    its edges join.
     """
-    if isinstance(graph, LayeredInput):
+    if isinstance(graph, (LayeredInput, BlockInput)):
         return graph
     if is_torch_module(graph):
         from .tracing import mlp_weights
 
         return LayeredInput(check_weights(mlp_weights(graph), "model weights"))
     if isinstance(graph, ig.Graph):
-        return _stored_layers(graph) or _layers_from_edges(graph)
+        return _stored_layers(graph) or _stored_blocks(graph) or _layers_from_edges(graph)
     if isinstance(graph, (list, tuple)) and graph and all(np.ndim(w) == 2 for w in graph):
         return LayeredInput(check_weights(graph, "graph"))
     if isinstance(graph, np.ndarray) or sp.issparse(graph) or isinstance(graph, CsrInput):
@@ -622,7 +908,8 @@ def layer_weights(graph: Any) -> list:
     Raises
     ------
     ValueError
-        If the graph carries no layer structure.
+        If the graph carries no layer structure, or blocks between
+        non-consecutive layers (a :func:`from_blocks` graph).
     TypeError
         If ``graph`` is neither an igraph graph nor a torch module.
 
@@ -638,7 +925,13 @@ def layer_weights(graph: Any) -> list:
     """
     if not (is_torch_module(graph) or isinstance(graph, ig.Graph)):
         raise TypeError(f"graph must be an igraph.Graph or a torch module, got {type(graph).__name__}")
-    return [_read_only(w) for w in as_layered(graph).weights]
+    layered = as_layered(graph)
+    if isinstance(layered, BlockInput):
+        raise ValueError(
+            "layer_weights needs an MLP chain (blocks between consecutive layers only), but graph has "
+            f"blocks between layers {list(layered.pairs)}; a from_blocks graph keeps them in graph['layer_blocks']"
+        )
+    return [_read_only(w) for w in layered.weights]
 
 
 def to_igraph(graph: Any) -> ig.Graph:
@@ -646,7 +939,7 @@ def to_igraph(graph: Any) -> ig.Graph:
 
     An undirected igraph graph is validated and returned as is (with unit
     weights added, on a copy, if it has none); layered inputs become
-    :func:`from_layers` graphs; matrices are converted (zero-degree nodes
+    :func:`from_layers` graphs, block inputs :func:`from_blocks` graphs; matrices are converted (zero-degree nodes
     kept, without edges).
 
     Examples
@@ -665,6 +958,8 @@ def to_igraph(graph: Any) -> ig.Graph:
     native = as_native(graph)
     if isinstance(native, LayeredInput):
         return from_layers(list(native.weights))
+    if isinstance(native, BlockInput):
+        return from_blocks(list(native.blocks), sizes=native.sizes, pairs=native.pairs)
     n = native.n_nodes
     rows = np.repeat(np.arange(n), np.diff(native.indptr))
     upper = native.indices > rows
@@ -706,5 +1001,10 @@ def for_kernel(native: NativeGraph) -> NativeGraph:
     if isinstance(native, LayeredInput):
         shift = _scale_shift(native.weights)
         return native if shift == 0 else LayeredInput(tuple(np.ldexp(w, shift) for w in native.weights))
+    if isinstance(native, BlockInput):
+        shift = _scale_shift(native.blocks)
+        if shift == 0:
+            return native
+        return block_input(native.sizes, native.pairs, [np.ldexp(w, shift) for w in native.blocks])
     shift = _scale_shift([native.data])
     return native if shift == 0 else CsrInput(native.indptr, native.indices, np.ldexp(native.data, shift))

@@ -22,7 +22,7 @@ from ._validate import (
     check_threads,
     check_tol,
 )
-from .graphs import LayeredInput, as_layered, for_kernel
+from .graphs import BlockInput, LayeredInput, as_layered, block_input, for_kernel
 from .results import frozen_array, to_plain, versions
 from .spectral import DEFAULT_TOL, spectral_clustering
 
@@ -235,6 +235,24 @@ def replicate_seed(seed: int, index: int) -> int:
     return int(_core.replicate_seed(check_seed(seed), check_int(index, "index", 0)))
 
 
+def _compacted(layered: LayeredInput | BlockInput) -> LayeredInput | BlockInput:
+    """The network without its zero-degree units, in the same form (a block
+    graph keeps its pairs; a layer left without units keeps empty blocks)."""
+    if isinstance(layered, BlockInput):
+        sizes, blocks = _core.compact_blocks(*layered.native_args())
+        return block_input(sizes, layered.pairs, blocks)
+    return LayeredInput(tuple(_core.compact_layers(list(layered.weights))))
+
+
+def _shuffled(compacted: LayeredInput | BlockInput, shuffle: str, seed: int, index: int) -> LayeredInput | BlockInput:
+    """Replicate ``index`` of an already compacted network, in the same form."""
+    if isinstance(compacted, BlockInput):
+        sizes, blocks = _core.shuffled_blocks(*compacted.native_args(), method=shuffle, seed=seed, index=index)
+        return block_input(sizes, compacted.pairs, blocks)
+    return LayeredInput(tuple(_core.shuffled_layers(list(compacted.weights), method=shuffle, seed=seed,
+                                                    index=index)))
+
+
 def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0, index: int = 0) -> list:
     """The weights of one replicate of :func:`shuffle_null`.
 
@@ -242,7 +260,8 @@ def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0
     ----------
     graph : torch.nn.Module, igraph.Graph or sequence of ndarray
         A torch MLP, a graph made by :func:`netmod.from_torch` /
-        :func:`netmod.from_layers`, or (in, out) weight matrices.
+        :func:`netmod.from_layers` / :func:`netmod.from_blocks`, or (in, out)
+        weight matrices.
     shuffle : {"layer", "nonzero"}
     seed, index : int
         As in :func:`shuffle_null`; replicate ``index``.
@@ -251,7 +270,8 @@ def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0
     -------
     list of ndarray
         Signed (in, out) matrices of the network without its zero-degree
-        units, each permuted per ``shuffle``.
+        units, each permuted per ``shuffle``; for a block graph its blocks,
+        in the order of its pairs, of shape (compacted sizes[src], sizes[dst]).
 
     Examples
     --------
@@ -262,14 +282,12 @@ def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0
     True
     """
     layered = as_layered(graph)
-    return list(
-        _core.shuffled_layers(
-            list(layered.weights),
-            method=check_choice(shuffle, "shuffle", SHUFFLES),
-            seed=check_seed(seed),
-            index=check_int(index, "index", 0),
-        )
-    )
+    shuffle = check_choice(shuffle, "shuffle", SHUFFLES)
+    seed = check_seed(seed)
+    index = check_int(index, "index", 0)
+    if isinstance(layered, BlockInput):
+        return list(_core.shuffled_blocks(*layered.native_args(), method=shuffle, seed=seed, index=index)[1])
+    return list(_core.shuffled_layers(list(layered.weights), method=shuffle, seed=seed, index=index))
 
 
 def shuffle_null(
@@ -288,7 +306,8 @@ def shuffle_null(
 ) -> NullDistribution:
     """A network's modularity against that of its weight-shuffled copies.
 
-    Each layer's signed weights (after removing zero-degree units) are
+    Each layer's signed weights (each block's, for a :func:`netmod.from_blocks`
+    graph; after removing zero-degree units) are
     permuted (``shuffle="layer"``: all entries, zeros included;
     ``"nonzero"``: among the non-zero positions, keeping the sparsity mask),
     units isolated by the shuffle are dropped, and the shuffled network is
@@ -300,7 +319,8 @@ def shuffle_null(
     ----------
     graph : torch.nn.Module, igraph.Graph or sequence of ndarray
         A torch MLP, a graph made by :func:`netmod.from_torch` /
-        :func:`netmod.from_layers`, or (in, out) weight matrices.
+        :func:`netmod.from_layers` / :func:`netmod.from_blocks`, or (in, out)
+        weight matrices.
     n_shuffles : int, default 100
     shuffle : {"layer", "nonzero"}, default "layer"
         The shuffle scheme. Always report which: for pruned networks
@@ -370,7 +390,17 @@ def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol,
     """Spectral n-cut replicates in the kernel's threads, in chunks (Ctrl-C, progress)."""
     from tqdm.auto import tqdm
 
-    weights = list(for_kernel(LayeredInput(tuple(_core.compact_layers(list(layered.weights))))).weights)
+    compacted = for_kernel(_compacted(layered))
+    if isinstance(compacted, BlockInput):
+        args = compacted.native_args()
+
+        def null_samples(**kw):
+            return _core.null_samples_blocks(*args, **kw)
+    else:
+        weights = list(compacted.weights)
+
+        def null_samples(**kw):
+            return _core.null_samples(weights, **kw)
     samples = np.empty(n_shuffles)
     observed = None
     # The work goes to the kernel in chunks so that Ctrl-C is handled (Python
@@ -389,8 +419,7 @@ def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol,
         while start < n_shuffles:
             count = min(chunk, n_shuffles - start)
             began = time.perf_counter()
-            out = _core.null_samples(
-                weights,
+            out = null_samples(
                 method=shuffle,
                 seed=seed,
                 start=start,
@@ -419,10 +448,13 @@ def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles,
     from tqdm.auto import tqdm
 
     from .communities import leiden, louvain, modularity
-    from .graphs import from_layers
+    from .graphs import from_blocks, from_layers
 
-    def score(weights, rseed):
-        g = from_layers(list(weights))
+    def score(native, rseed):
+        if isinstance(native, BlockInput):
+            g = from_blocks(list(native.blocks), sizes=native.sizes, pairs=native.pairs)
+        else:
+            g = from_layers(list(native.weights))
         if method == "spectral":
             p = spectral_clustering(g, n_clusters=n_clusters, seed=rseed, n_init=n_init, tol=tol,
                                     n_threads=threads)
@@ -432,14 +464,13 @@ def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles,
             p = louvain(g, seed=rseed)
         return p.ncut if statistic == "ncut" else modularity(g, p.labels)
 
-    weights = list(_core.compact_layers(list(layered.weights)))
-    observed = score(weights, seed)
+    compacted = _compacted(layered)
+    observed = score(compacted, seed)
     samples = np.empty(n_shuffles)
     disable = None if progress is None else not progress
     with tqdm(total=n_shuffles, desc=f"{shuffle} null ({method} {statistic})", unit="shuffle",
               disable=disable, leave=False) as bar:
         for i in range(n_shuffles):
-            shuffled = _core.shuffled_layers(weights, method=shuffle, seed=seed, index=i)
-            samples[i] = score(shuffled, int(_core.replicate_seed(seed, i)))
+            samples[i] = score(_shuffled(compacted, shuffle, seed, i), int(_core.replicate_seed(seed, i)))
             bar.update(1)
     return float(observed), samples

@@ -6,18 +6,23 @@ from typing import Any
 
 from ._native import core as _core
 from ._validate import check_int, check_labels, check_seed, check_threads, check_tol
-from .graphs import LayeredInput, NativeGraph, as_native, for_kernel
+from .graphs import BlockInput, LayeredInput, NativeGraph, as_native, for_kernel
 from .results import Embedding, Partition
 
 __all__ = ["ncut", "spectral_clustering", "spectral_embedding"]
 
 DEFAULT_TOL = 1e-8
 
+# Partition.info["operator"]: which form of the graph the kernel multiplied by.
+_OPERATORS = {LayeredInput: "layered", BlockInput: "blocks"}
+
 
 def _run(native: NativeGraph, **kw: Any) -> dict:
     native = for_kernel(native)
     if isinstance(native, LayeredInput):
         return _core.spectral_layers(list(native.weights), **kw)
+    if isinstance(native, BlockInput):
+        return _core.spectral_blocks(*native.native_args(), **kw)
     return _core.spectral_csr(native.indptr, native.indices, native.data, **kw)
 
 
@@ -64,6 +69,8 @@ def ncut(graph: Any, labels: Any = None, *, n_clusters: int = 12, seed: int | No
     native = for_kernel(native)
     if isinstance(native, LayeredInput):
         return float(_core.ncut_layers(list(native.weights), lab))
+    if isinstance(native, BlockInput):
+        return float(_core.ncut_blocks(*native.native_args(), lab))
     return float(_core.ncut_csr(native.indptr, native.indices, native.data, lab))
 
 
@@ -80,8 +87,10 @@ def spectral_clustering(
 
     Zero-degree nodes are removed (label -1). The ``n_clusters`` eigenvectors
     of the symmetric normalised Laplacian with the smallest eigenvalues are
-    found by a block thick-restart Lanczos solver (for layered graphs, on the
-    bipartite square B^T B), divided by sqrt(degree), and clustered by
+    found by a block thick-restart Lanczos solver (for layered graphs, and
+    block graphs whose layers 2-colour, on the bipartite square B^T B;
+    ``info["solver"]`` says "bipartite-lanczos" then, else "lanczos"),
+    divided by sqrt(degree), and clustered by
     k-means (greedy k-means++ seeding, ``n_init`` restarts, best inertia).
     Connected components are found exactly first, so disconnected graphs and
     repeated eigenvalues are handled.
@@ -90,8 +99,9 @@ def spectral_clustering(
     ----------
     graph : igraph.Graph, scipy sparse matrix, ndarray or torch.nn.Module
         An undirected graph with non-negative weights: an igraph graph (edge
-        attribute "weight", absent = 1; one made by :func:`netmod.from_torch`
-        or :func:`netmod.from_layers` is clustered block by block), a symmetric
+        attribute "weight", absent = 1; one made by :func:`netmod.from_torch`,
+        :func:`netmod.from_layers` or :func:`netmod.from_blocks` is clustered
+        block by block), a symmetric
         scipy sparse or dense matrix without self-loops, or a PyTorch MLP.
     n_clusters : int, default 12
         Number of clusters k, 2 <= k <= number of non-isolated nodes.
@@ -152,7 +162,7 @@ def spectral_clustering(
         "max_residual": float(r["max_residual"]),
         "n_components": int(r["n_components"]),
         "inertia": float(r["inertia"]),
-        "operator": "layered" if isinstance(native, LayeredInput) else "csr",
+        "operator": _OPERATORS.get(type(native), "csr"),
     }
     return Partition(
         labels=r["labels"],
