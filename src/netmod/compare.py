@@ -13,7 +13,7 @@ import numpy as np
 
 from ._validate import check_int, check_seed
 from .communities import leiden, louvain, modularity
-from .graphs import to_igraph
+from .graphs import graph_info, to_igraph
 from .results import Partition, to_plain, versions
 from .spectral import spectral_clustering
 
@@ -39,6 +39,9 @@ class Comparison:
     partitions : dict
         Method name -> Partition.
     seed, n_clusters : int
+    graph_info : dict
+        How the graph's edge weights were made (``kernel_norm`` and ``include``
+        of a :func:`netmod.from_torch` graph; empty for other graphs).
     versions : dict
     """
 
@@ -47,6 +50,7 @@ class Comparison:
     partitions: dict
     seed: int
     n_clusters: int
+    graph_info: dict = field(default_factory=dict)
     versions: dict = field(default_factory=versions)
 
     def to_dict(self) -> dict:
@@ -57,6 +61,7 @@ class Comparison:
             "partitions": {k: v.to_dict() for k, v in self.partitions.items()},
             "seed": self.seed,
             "n_clusters": self.n_clusters,
+            "graph_info": to_plain(self.graph_info),
             "versions": dict(self.versions),
         }
 
@@ -203,4 +208,5 @@ def compare(
                 "vi": float(ig.compare_communities(ma, mb, method="vi")),
             }
         )
-    return Comparison(rows=rows, pairs=pairs, partitions=partitions, seed=seed, n_clusters=k)
+    return Comparison(rows=rows, pairs=pairs, partitions=partitions, seed=seed, n_clusters=k,
+                      graph_info=graph_info(graph))

@@ -504,36 +504,64 @@ def _per_layer(values: Any, name: str, n_layers: int, default: list | None = Non
     return out
 
 
-def from_torch(model: Any, *, example_input: Any = None) -> ig.Graph:
-    """The neuron graph of a PyTorch MLP.
+def from_torch(model: Any, *, example_input: Any = None, include: Any = "all", kernel_norm: str = "l1") -> ig.Graph:
+    """The unit graph of a PyTorch network: an MLP, a CNN, a residual or branching net.
 
-    The forward pass is traced with torch.fx (:func:`netmod.tracing.trace_mlp`),
-    so every operation is seen: a chain of Linear layers with elementwise
-    operations between them becomes the graph of :func:`from_layers` (inputs
-    first, then each layer's units in execution order); anything else (a skip
-    connection, a concatenation, a convolution, BatchNorm) is refused with an
-    error naming the operation, never turned into a partial graph.
+    The forward pass is traced with torch.fx (:func:`netmod.tracing.trace_network`),
+    so every operation is seen. One node per unit of each parametrised layer (a
+    Linear layer's out-features, a conv layer's output channels), after the
+    input's features or channels; edges join the units of layers that feed each
+    other through parameter-free ops (REFERENCE.md 8): activations, dropout,
+    pooling and padding keep the channels, ``a + b`` merges channel c of both
+    summands (a residual skip gives edges from both layers), ``torch.cat(...,
+    dim=1)`` offsets channels, a flatten gives channel c its ``h*w`` columns of
+    the next Linear layer, grouped and depthwise convolutions join only the
+    channels of a group, an eval-mode BatchNorm folds in per channel. The edge
+    weight is ``|w|`` between Linear layers and ``kernel_norm`` of the kernel
+    slice ``K[j, i]`` for a convolution. An op netmod cannot place (attention,
+    embeddings, a product of two tensors, slicing the channels, data-dependent
+    control flow) is refused with an error naming it, never turned into a
+    partial graph.
+
+    An MLP's graph is that of :func:`from_layers` (a chain, signed weights);
+    any other network's is that of :func:`from_blocks` (blocks between any
+    pairs of layers), clustered block by block by the same kernel.
 
     Parameters
     ----------
     model : torch.nn.Module
     example_input : torch.Tensor, optional
-        One input batch, for shape propagation; by default
-        ``torch.zeros(2, in_features)`` of the first Linear layer.
+        One input batch, for shape propagation. Needed for a network whose
+        first layer is a convolution; by default ``torch.zeros(2,
+        in_features)`` of the first Linear layer.
+    include : "all", "conv", "linear" or sequence of str, default "all"
+        The layers whose units are nodes: all of them and the input, only the
+        conv layers (the 2021 CNN graphs: conv filters, conv-to-conv edges),
+        only the Linear layers, or those named (``"input"`` and module paths).
+        No edge is bridged through a layer left out.
+    kernel_norm : {"l1", "l2", "induced-l1", "spectral"}, default "l1"
+        The norm of each kernel slice (see :func:`kernel_norms`); "induced-l1"
+        (numpy's ``ord=1``, the largest column sum) is what the 2021 authors'
+        code computed.
 
     Returns
     -------
     igraph.Graph
-        As :func:`from_layers`, with ``layer_names`` = "input" and the Linear
-        layers' module paths.
+        Vertex attributes ``layer``, ``unit`` and ``kind`` ("input", "linear",
+        "conv1d", "conv2d", "conv3d"); graph attributes ``layer_sizes``,
+        ``layer_names`` ("input" and module paths), ``layer_kinds``, the
+        stored blocks, ``kernel_norm``, ``include`` and ``batchnorm`` (where
+        each BatchNorm was folded). netmod's results on the graph record its
+        ``kernel_norm`` and ``include``.
 
     Raises
     ------
     TypeError
         If ``model`` is not a torch.nn.Module.
     ValueError
-        If the model is not a chain of Linear layers (naming the operation
-        that is not), or cannot be traced.
+        If the model runs an op netmod cannot place (naming it and where it
+        is), calls a layer twice, cannot be traced, or ``include`` selects no
+        layer.
 
     Examples
     --------
@@ -543,11 +571,43 @@ def from_torch(model: Any, *, example_input: Any = None) -> ig.Graph:
     >>> g = netmod.from_torch(m)
     >>> g.vcount(), g["layer_sizes"], g["layer_names"]
     (9, [4, 3, 2], ['input', '0', '2'])
+    >>> cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+    ...                           torch.nn.Conv2d(8, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1))
+    >>> g = netmod.from_torch(cnn, example_input=torch.zeros(1, 3, 16, 16), include="conv", kernel_norm="induced-l1")
+    >>> g["layer_sizes"], g["layer_kinds"], g["kernel_norm"]
+    ([8, 8, 4], ['conv2d', 'conv2d', 'conv2d'], 'induced-l1')
     """
-    from .tracing import trace_mlp
+    trace = _trace(model, example_input, include, kernel_norm)
+    attributes = {"kernel_norm": trace.kernel_norm, "include": include if isinstance(include, str) else list(include),
+                  "batchnorm": list(trace.folded)}
+    return from_blocks(list(trace.blocks), sizes=trace.sizes, pairs=trace.pairs, names=list(trace.names),
+                       kinds=list(trace.kinds), attributes=attributes)
 
-    trace = trace_mlp(model, example_input=example_input)
-    return from_layers(list(trace.weights), names=["input", *(n or "<model>" for n in trace.names)])
+
+def graph_info(graph: Any) -> dict:
+    """How a graph's edge weights were made, for results to record: ``kernel_norm`` and
+    ``include`` of a :func:`from_torch` graph (a torch model passed as a graph is traced
+    with from_torch's defaults); empty for other graphs."""
+    if isinstance(graph, ig.Graph):
+        attrs = graph.attributes()
+        return {k: graph[k] for k in ("kernel_norm", "include") if k in attrs}
+    if is_torch_module(graph):
+        return {"kernel_norm": "l1", "include": "all"}
+    return {}
+
+
+def _trace(model: Any, example_input: Any, include: Any, kernel_norm: str):
+    from .tracing import trace_network
+
+    return trace_network(model, example_input=example_input, include=include, kernel_norm=kernel_norm)
+
+
+def _torch_native(model: Any) -> LayeredInput | BlockInput:
+    """The native graph of a torch model passed where a graph is taken (from_torch's defaults)."""
+    trace = _trace(model, None, "all", "l1")
+    if trace.pairs == tuple((l, l + 1) for l in range(len(trace.sizes) - 1)):
+        return LayeredInput(check_weights(list(trace.blocks), "model weights"))
+    return block_input(trace.sizes, trace.pairs, trace.blocks)
 
 
 # --- reading an igraph.Graph ----------------------------------------------------
@@ -870,9 +930,7 @@ def as_layered(graph: Any) -> LayeredInput | BlockInput:
     if isinstance(graph, (LayeredInput, BlockInput)):
         return graph
     if is_torch_module(graph):
-        from .tracing import mlp_weights
-
-        return LayeredInput(check_weights(mlp_weights(graph), "model weights"))
+        return _torch_native(graph)
     if isinstance(graph, ig.Graph):
         return _stored_layers(graph) or _stored_blocks(graph) or _layers_from_edges(graph)
     if isinstance(graph, (list, tuple)) and graph and all(np.ndim(w) == 2 for w in graph):

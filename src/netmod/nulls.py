@@ -22,7 +22,7 @@ from ._validate import (
     check_threads,
     check_tol,
 )
-from .graphs import BlockInput, LayeredInput, as_layered, block_input, for_kernel
+from .graphs import BlockInput, LayeredInput, as_layered, block_input, for_kernel, graph_info
 from .results import frozen_array, to_plain, versions
 from .spectral import DEFAULT_TOL, spectral_clustering
 
@@ -163,6 +163,9 @@ class NullDistribution:
     n_clusters, n_shuffles, seed, n_init, tol
         The settings that produced it (``n_clusters``, ``n_init`` and ``tol``
         concern spectral clustering only).
+    graph_info : dict
+        How the graph's edge weights were made (``kernel_norm`` and ``include``
+        of a :func:`netmod.from_torch` graph; empty for other graphs).
     versions : dict
     """
 
@@ -176,6 +179,7 @@ class NullDistribution:
     seed: int
     n_init: int
     tol: float
+    graph_info: dict = field(default_factory=dict)
     versions: dict = field(default_factory=versions)
 
     def __post_init__(self) -> None:
@@ -382,7 +386,7 @@ def shuffle_null(
         observed, samples = _python_null(layered, threads=threads, progress=progress, **settings)
     else:
         observed, samples = _native_null(layered, threads=threads, progress=progress, **settings)
-    return NullDistribution(observed=observed, samples=samples, **settings)
+    return NullDistribution(observed=observed, samples=samples, graph_info=graph_info(graph), **settings)
 
 
 def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol, threads, progress,

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._native import core as _core
 from ._validate import check_int, check_labels, check_seed, check_threads, check_tol
-from .graphs import BlockInput, LayeredInput, NativeGraph, as_native, for_kernel
+from .graphs import BlockInput, LayeredInput, NativeGraph, as_native, for_kernel, graph_info
 from .results import Embedding, Partition
 
 __all__ = ["ncut", "spectral_clustering", "spectral_embedding"]
@@ -163,6 +163,7 @@ def spectral_clustering(
         "n_components": int(r["n_components"]),
         "inertia": float(r["inertia"]),
         "operator": _OPERATORS.get(type(native), "csr"),
+        **graph_info(graph),
     }
     return Partition(
         labels=r["labels"],
@@ -225,6 +226,7 @@ def spectral_embedding(
         "n_matvec": int(r["n_matvec"]),
         "max_residual": float(r["max_residual"]),
         "n_components": int(r["n_components"]),
+        **graph_info(graph),
     }
     return Embedding(
         eigenvalues=r["eigenvalues"], vectors=r["vectors"], kept=r["kept"], seed=seed, tol=tol, info=info
