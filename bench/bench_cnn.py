@@ -22,7 +22,8 @@ general Lanczos path). In one run, for each graph:
 - the n-cut of each partition (netmod.ncut), and for the three methods the
   median n-cut over seeds 0..4 (clustering noise is large on these graphs);
 - netmod.shuffle_null(g, n_shuffles=100, shuffle="layer", n_clusters=12,
-  seed=0), one timed run (all cores), with the peak RSS of the process.
+  seed=0), one timed run (all cores), before the baselines, with the
+  process's RSS before it and its peak during it (Linux: VmHWM reset).
 
 Speed is only measured here, as ratios within one run; quote the machine.
 
@@ -113,6 +114,27 @@ def peak_rss_gib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def reset_peak_rss():
+    """Linux: start the peak-RSS count (VmHWM) afresh, so a step's own peak can be read."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_gib(field="VmRSS"):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return float("nan")
+
+
 def bench_graph(name, g, repeats, shuffles, null):
     t = time.perf_counter()
     A = adjacency(g)
@@ -124,6 +146,7 @@ def bench_graph(name, g, repeats, shuffles, null):
                                                                 for s in range(5)]))
     print(f"netmod solver: {p.info['solver']} on the {p.info['operator']} operator, {p.info['n_matvec']} "
           f"operator applications, residual {p.info['max_residual']:.1e}")
+    run_null(g, shuffles, null)
     try:
         sb, sm, labels = timed(lambda: sklearn_arpack(A), repeats if A.shape[0] < 10000 else 1,
                                warm=A.shape[0] < 10000)
@@ -140,15 +163,24 @@ def bench_graph(name, g, repeats, shuffles, null):
     for label, b, m, nc, seeds in rows:
         med = f"{np.median(seeds):.4f}" if seeds else "-"
         print(f"{label:<36} {b:>9.3f} {m:>11.3f} {nc:>13.4f} {med:>18}")
+    for label, _, _, _, seeds in rows:
+        if seeds:
+            print(f"  {label} n-cuts, seeds 0..4: {', '.join(f'{v:.4f}' for v in seeds)}")
     if sb is not None:
         print(f"sklearn arpack / netmod = {sb / nb:.1f}x")
     print(f"eigsh + KMeans / netmod = {eb / nb:.1f}x")
+
+
+def run_null(g, shuffles, null):
     if null:
+        before = rss_gib()
+        reset = reset_peak_rss()
         t = time.perf_counter()
         out = netmod.shuffle_null(g, n_shuffles=shuffles, shuffle="layer", n_clusters=K, seed=0, progress=False)
         took = time.perf_counter() - t
+        peak = f"peak RSS during it {rss_gib('VmHWM'):.2f} GiB" if reset else f"peak RSS {peak_rss_gib():.2f} GiB"
         print(f"shuffle_null, {shuffles} layer shuffles on {os.cpu_count()} cores (observed included): "
-              f"{took:.1f} s ({took / shuffles:.2f} s per shuffle); peak RSS so far {peak_rss_gib():.2f} GiB")
+              f"{took:.1f} s ({took / shuffles:.2f} s per shuffle); RSS before {before:.2f} GiB, {peak}")
         print(f"observed {out.observed:.4f}, null {out.mean:.4f} +- {out.std:.4f}, z = {out.zscore:+.2f}, "
               f"percentile {out.percentile:.3f}")
 
