@@ -1236,10 +1236,15 @@ def _dim_arg(node: fx.Node, position: int, name: str, default: Any) -> Any:
 
 
 class _NetWalk:
-    """Walks the fx graph in order, giving every tensor its _Units and building the blocks."""
+    """Walks a graph of fx nodes in order, giving every tensor its _Units and building the blocks.
 
-    def __init__(self, g: _Graph, shapes: dict, norm: str, keep: Any):
-        self.g, self.shapes, self.norm, self.keep = g, shapes, norm, keep
+    Front ends (torch.fx of a module, the ATen graph of an exported program) read the weights
+    and settings of each op and call the handlers; ``refuse(node, why)`` makes their error.
+    """
+
+    def __init__(self, refuse: Any, shapes: dict, norm: str, keep: Any, node_word: str = "fx nodes"):
+        self.refuse, self.shapes, self.norm, self.keep, self.node_word = refuse, shapes, norm, keep, node_word
+        self.metadata: set = set()
         self.values: dict = {}
         self.names, self.kinds, self.sizes = [], [], []
         self.parts: dict = {}  # (src, dst) -> list of (term unit, scale, weight, how)
@@ -1261,7 +1266,7 @@ class _NetWalk:
     def source(self, node: fx.Node) -> fx.Node:
         found = [n for n in node.all_input_nodes if n in self.values]
         if len(found) != 1:
-            raise _net_refuse(self.g, node, f"computes from {len(found)} tensors where one was expected")
+            raise self.refuse(node, f"computes from {len(found)} tensors where one was expected")
         return found[0]
 
     def keep_units(self, node: fx.Node, src: fx.Node) -> _Units:
@@ -1269,10 +1274,10 @@ class _NetWalk:
         before, after = self.shapes[src], self.shapes[node]
         v = self.values[src]
         if after is None or len(after) < 2 or after[1] != before[1] or len(after) != len(before):
-            raise _net_refuse(self.g, node, f"changes the shape {before} into {after}, moving features or "
+            raise self.refuse(node, f"changes the shape {before} into {after}, moving features or "
                                             "channels")
         if v.coord is not None and after != before:
-            raise _net_refuse(self.g, node, f"changes the shape {before} into {after} of flattened features")
+            raise self.refuse(node, f"changes the shape {before} into {after} of flattened features")
         fresh = v.fresh if len(self.data_users(src)) == 1 else None
         return _Units(v.terms, v.size, v.coord, v.spatial, fresh)
 
@@ -1285,47 +1290,45 @@ class _NetWalk:
         layer = self.new_layer("input", "input", shape[1])
         return _Units([(layer, np.arange(shape[1]), np.ones(shape[1]))], shape[1])
 
-    def layer(self, node, module, kind):
-        path = self.g.path(node.target)
-        if node.target in self.called:
+    def layer(self, node, name: str, kind: str, weight: np.ndarray, groups: int, what: str):
+        """A Linear (``weight`` (out, in)) or conv (``weight`` (out, in / groups, *k)) layer named ``name``."""
+        if name in self.called:
             raise ValueError(
                 f"model must call each layer once (a layer called twice has no one set of units), but "
-                f"{type(module).__name__} {_display(path)} is called again in forward (fx nodes "
-                f"{self.called[node.target]!r} and {node.name!r})"
+                f"{what} {_display(name)} is called again in forward ({self.node_word} "
+                f"{self.called[name]!r} and {node.name!r})"
             )
-        self.called[node.target] = node.name
+        self.called[name] = node.name
         src = self.source(node)
         v, shape = self.values[src], self.shapes[src]
-        w = _effective_weight(module).to(device="cpu", dtype=torch.float64).numpy()
         if kind == "linear":
             if len(shape) != 2:
-                raise _net_refuse(self.g, node, f"is a Linear layer applied to a tensor of shape {shape} (it "
-                                                "mixes the last dimension, not the features): flatten first")
-            out = module.out_features
+                raise self.refuse(node, f"is a Linear layer applied to a tensor of shape {shape} (it "
+                                        "mixes the last dimension, not the features): flatten first")
         else:
             spatial = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[kind]
             if len(shape) != 2 + spatial or v.coord is not None:
-                raise _net_refuse(self.g, node, f"is a {type(module).__name__} applied to shape {shape}")
-            out = module.out_channels
-        layer = self.new_layer(path, kind, out)
+                raise self.refuse(node, f"is a {what} applied to shape {shape}")
+        out = int(weight.shape[0])
+        layer = self.new_layer(name, kind, out)
         for term in v.terms:
-            self.parts.setdefault((term[0], layer), []).append((term, w, kind, getattr(module, "groups", 1), v))
+            self.parts.setdefault((term[0], layer), []).append((term, weight, kind, groups, v))
         return _Units([(layer, np.arange(out), np.ones(out))], out, fresh=layer)
 
-    def batchnorm(self, node, module):
+    def batchnorm(self, node, name: str, var: np.ndarray | None, gamma: np.ndarray | None, eps: float):
+        """An eval-mode BatchNorm named ``name``: running variance ``var``, scale ``gamma`` (None: affine=False)."""
         src = self.source(node)
         v = self.values[src]
-        if self.shapes[src][1] != module.num_features:
-            raise _net_refuse(self.g, node, "normalises a number of channels other than the tensor's")
-        if module.running_var is None:
-            raise _net_refuse(self.g, node, "has no running statistics (track_running_stats=False): in eval "
-                                            "mode it normalises with the batch's statistics, which no fixed "
-                                            "weight can stand for")
-        var = module.running_var.detach().to(device="cpu", dtype=torch.float64).numpy()
-        gamma = (module.weight.detach().to(device="cpu", dtype=torch.float64).numpy() if module.affine
-                 else np.ones_like(var))
-        factor = gamma / np.sqrt(var + module.eps)
-        path = self.g.path(node.target)
+        if var is None:
+            raise self.refuse(node, "has no running statistics (track_running_stats=False): in eval "
+                                    "mode it normalises with the batch's statistics, which no fixed "
+                                    "weight can stand for")
+        if self.shapes[src][1] != var.shape[0]:
+            raise self.refuse(node, "normalises a number of channels other than the tensor's")
+        if gamma is None:
+            gamma = np.ones_like(var)
+        factor = gamma / np.sqrt(var + eps)
+        path = name
         if v.fresh is not None and v.fresh > 0 and len(self.data_users(src)) == 1 and v.coord is None:
             layer = v.fresh
             self.scale[layer] = self.scale.get(layer, 1.0) * factor
@@ -1335,22 +1338,21 @@ class _NetWalk:
                            f"{'the input' if v.fresh == 0 else 'several layers or a branch'})")
         return _Units([(l, u, s * factor) for l, u, s in v.terms], v.size, v.coord, v.spatial, None)
 
-    def add(self, node, sign):
+    def add(self, node, sign: float, in_place: bool = False):
         srcs = [a for a in node.args[:2] if isinstance(a, fx.Node) and a in self.values]
         if len(srcs) == 1:  # a number added: the units stay
             return self.keep_units(node, srcs[0])
         a, b = (self.values[s] for s in srcs)
         shape = self.shapes[node]
         if self.shapes[srcs[0]] != shape or self.shapes[srcs[1]] != shape:
-            raise _net_refuse(self.g, node, f"adds tensors of shapes {self.shapes[srcs[0]]} and "
+            raise self.refuse(node, f"adds tensors of shapes {self.shapes[srcs[0]]} and "
                                             f"{self.shapes[srcs[1]]} (broadcasting)")
         if (a.coord is None) != (b.coord is None) or (a.coord is not None and not np.array_equal(a.coord, b.coord)):
-            raise _net_refuse(self.g, node, "adds flattened features of different maps")
-        if (node.op == "call_method" and node.target.endswith("_")) or node.target in (operator.iadd,
-                                                                                      operator.isub):
+            raise self.refuse(node, "adds flattened features of different maps")
+        if in_place:
             others = [u for u in srcs[0].users if u is not node]
             if others:
-                raise _net_refuse(self.g, node, f"adds in place into a tensor that {others[0].name!r} also "
+                raise self.refuse(node, f"adds in place into a tensor that {others[0].name!r} also "
                                                 "reads (that op would see the sum or not depending on order)")
         terms = list(a.terms)
         for layer, unit, scale in b.terms:
@@ -1370,14 +1372,14 @@ class _NetWalk:
         dim = _dim_arg(node, 1, "dim", 0)
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, fx.Node) and t in self.values
                                                              for t in tensors):
-            raise _net_refuse(self.g, node, "concatenates something other than a list of tensors")
+            raise self.refuse(node, "concatenates something other than a list of tensors")
         ndim = len(self.shapes[node])
         if not isinstance(dim, int) or dim % ndim != 1:
-            raise _net_refuse(self.g, node, f"concatenates along dim {dim}, not the channels (dim 1): the "
+            raise self.refuse(node, f"concatenates along dim {dim}, not the channels (dim 1): the "
                                             "units would not stay whole")
         vals = [self.values[t] for t in tensors]
         if any(v.coord is not None for v in vals):
-            raise _net_refuse(self.g, node, "concatenates flattened features")
+            raise self.refuse(node, "concatenates flattened features")
         total = sum(v.size for v in vals)
         terms, at = [], 0
         for v in vals:
@@ -1406,7 +1408,7 @@ class _NetWalk:
             per = int(np.prod(spatial))
             terms = [(l, np.repeat(u, per), np.repeat(s, per)) for l, u, s in v.terms]
             return _Units(terms, after[1], np.tile(np.arange(per), before[1]), spatial, None)
-        raise _net_refuse(self.g, node, f"reshapes {before} into {after}; only flattening (N, C, ...) into "
+        raise self.refuse(node, f"reshapes {before} into {after}; only flattening (N, C, ...) into "
                                         "(N, C * ...) keeps each unit's features together")
 
     def flattens_input(self, src: fx.Node, before: tuple, after: tuple) -> bool:
@@ -1427,7 +1429,7 @@ class _NetWalk:
         dims = (dims,) if isinstance(dims, int) else dims
         if (dims is None or not isinstance(dims, (list, tuple)) or any(not isinstance(d, int) for d in dims)
                 or any(d % len(before) < 2 for d in dims) or self.values[src].coord is not None):
-            raise _net_refuse(self.g, node, f"reduces {before} to {after} over the channels or batch")
+            raise self.refuse(node, f"reduces {before} to {after} over the channels or batch")
         v = self.values[src]
         return _Units(v.terms, v.size)
 
@@ -1478,9 +1480,24 @@ class _NetWalk:
         return np.asarray(sel @ full.reshape(ipg * groups, -1)).reshape((n_src, out) + k)
 
 
-def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _module_layer(w: _NetWalk, g: _Graph, node: fx.Node, module: nn.Module, kind: str) -> _Units:
+    return w.layer(node, g.path(node.target), kind, _numpy(_effective_weight(module)), getattr(module, "groups", 1),
+                   type(module).__name__)
+
+
+def _module_batchnorm(w: _NetWalk, g: _Graph, node: fx.Node, module: nn.Module) -> _Units:
+    if w.shapes[w.source(node)][1] != module.num_features:
+        raise w.refuse(node, "normalises a number of channels other than the tensor's")
+    gamma = _numpy(module.weight) if module.affine else None
+    return w.batchnorm(node, g.path(node.target), _numpy(module.running_var), gamma, module.eps)
+
+
+def _net_walk_node(w: _NetWalk, g: _Graph, node: fx.Node) -> _Units | None:
     """The units of a node's output (None for sizes and shapes), or a ValueError naming the op."""
-    g = w.g
     if node.op == "placeholder":
         if w.names:
             if node.users:
@@ -1501,11 +1518,11 @@ def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
     if node.op == "call_module":
         module = g.submodule(node)
         if _is_linear(module):
-            return w.layer(node, module, "linear")
+            return _module_layer(w, g, node, module, "linear")
         if _is_conv(module):
-            return w.layer(node, module, _CONV_TYPES[next(t for t in _CONV_TYPES if isinstance(module, t))])
+            return _module_layer(w, g, node, module, _CONV_TYPES[next(t for t in _CONV_TYPES if isinstance(module, t))])
         if _is_bn(module):
-            return w.batchnorm(node, module)
+            return _module_batchnorm(w, g, node, module)
         if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
             raise _net_refuse(g, node, "has parameters or buffers netmod cannot place in a weight graph "
                                        "(only Linear, Conv1d/2d/3d and BatchNorm are)")
@@ -1525,7 +1542,8 @@ def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
         sign = _ADD_METHODS[target] if is_method else _ADD[target]
         if len(data) > 2:
             raise _net_refuse(g, node, "adds more than two tensors in one op")
-        return w.add(node, sign)
+        in_place = (is_method and target.endswith("_")) or target in (operator.iadd, operator.isub)
+        return w.add(node, sign, in_place)
     if len(data) > 1 and not (not is_method and target in _CAT):
         raise _net_refuse(g, node, "combines two tensors other than by + or - (a product of two tensors is "
                                    "gating or attention, not a weight)")
@@ -1617,14 +1635,7 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if example_input is not None and not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
-    if not isinstance(kernel_norm, str) or kernel_norm not in NORMS:
-        raise ValueError(f"kernel_norm must be one of {', '.join(map(repr, NORMS))}, got {kernel_norm!r}")
-    if isinstance(include, str):
-        if include not in ("all", "conv", "linear"):
-            raise ValueError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
-    elif not (isinstance(include, (list, tuple, set, frozenset)) and include and all(isinstance(n, str)
-                                                                                       for n in include)):
-        raise TypeError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    _check_settings(kernel_norm, include)
     if not any(_is_linear(m) or _is_conv(m) for m in model.modules()):
         raise ValueError(f"model must contain at least one torch.nn.Linear or Conv layer, got a "
                          f"{type(model).__name__} with none")
@@ -1638,32 +1649,57 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         if example_input is None:
             example_input = _net_default_input(g, nodes)
         shapes = _run_for_shapes(g, nodes, {}, example_input)
-        kinds = {}
-
-        def keep(layer: int) -> bool:
-            kind, name = kinds[layer]
-            if include == "all":
-                return True
-            if include == "conv":
-                return kind.startswith("conv")
-            if include == "linear":
-                return kind == "linear"
-            return name in include
-
-        walk = _NetWalk(g, shapes, kernel_norm, keep)
-        walk.metadata = set()
+        walk = _NetWalk(lambda node, why: _net_refuse(g, node, why), shapes, kernel_norm, _Keep(include))
         for node in nodes:
-            units = _net_walk_node(walk, node)
+            units = _net_walk_node(walk, g, node)
             if units is not None:
                 walk.values[node] = units
-        kinds.update({i: (k, n) for i, (k, n) in enumerate(zip(walk.kinds, walk.names))})
-        if not isinstance(include, str):
-            missing = sorted(set(include) - set(walk.names))
+        walk.keep.check(walk)
+        walk.build()
+    unused = tuple(name for name, m in model.named_modules()
+                   if (_is_linear(m) or _is_conv(m)) and name not in walk.called)
+    return _network_trace(walk, include, kernel_norm, unused)
+
+
+def _check_settings(kernel_norm: Any, include: Any) -> None:
+    if not isinstance(kernel_norm, str) or kernel_norm not in NORMS:
+        raise ValueError(f"kernel_norm must be one of {', '.join(map(repr, NORMS))}, got {kernel_norm!r}")
+    if isinstance(include, str):
+        if include not in ("all", "conv", "linear"):
+            raise ValueError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    elif not (isinstance(include, (list, tuple, set, frozenset)) and include and all(isinstance(n, str)
+                                                                                       for n in include)):
+        raise TypeError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+
+
+class _Keep:
+    """Whether layer i of a walk is one of the included layers (known once the walk has named them)."""
+
+    def __init__(self, include: Any):
+        self.include, self.kinds = include, {}
+
+    def check(self, walk: _NetWalk) -> None:
+        self.kinds.update({i: (k, n) for i, (k, n) in enumerate(zip(walk.kinds, walk.names))})
+        if not isinstance(self.include, str):
+            missing = sorted(set(self.include) - set(walk.names))
             if missing:
                 raise ValueError(f"include names layers the model does not have: {missing}; its layers are "
                                  f"{list(walk.names)}")
-        walk.build()
-    kept = [i for i in range(len(walk.sizes)) if keep(i)]
+
+    def __call__(self, layer: int) -> bool:
+        kind, name = self.kinds[layer]
+        if self.include == "all":
+            return True
+        if self.include == "conv":
+            return kind.startswith("conv")
+        if self.include == "linear":
+            return kind == "linear"
+        return name in self.include
+
+
+def _network_trace(walk: _NetWalk, include: Any, kernel_norm: str, unused: tuple) -> NetworkTrace:
+    """The NetworkTrace of a finished walk: the included layers, renumbered, and the blocks between them."""
+    kept = [i for i in range(len(walk.sizes)) if walk.keep(i)]
     if not kept:
         raise ValueError(f"include={include!r} selects no layer of the model (its layers: "
                          f"{list(zip(walk.names, walk.kinds))})")
@@ -1674,9 +1710,6 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         b.setflags(write=False)
         pairs.append((new[s], new[d]))
         blocks.append(b)
-    called = set(walk.called)
-    unused = tuple(name for name, m in model.named_modules()
-                   if (_is_linear(m) or _is_conv(m)) and not any(g.path(t) == name for t in called))
     return NetworkTrace(
         names=tuple(walk.names[i] or "<model>" for i in kept), kinds=tuple(walk.kinds[i] for i in kept),
         sizes=tuple(walk.sizes[i] for i in kept), pairs=tuple(pairs), blocks=tuple(blocks),
