@@ -31,7 +31,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-__all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_mlp", "trace_network"]
+__all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_exported", "trace_mlp",
+           "trace_network"]
 
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 _CHAIN = "netmod's MLP graph is a chain of Linear layers with elementwise operations between them"
@@ -1730,3 +1731,452 @@ def _net_default_input(g: _Graph, nodes: list) -> torch.Tensor:
                 )
     raise ValueError("model runs no Linear or Conv layer that netmod could infer an input size from; pass "
                      "example_input")
+
+
+# --- exported programs: the same walk over the ATen graph of torch.export ---------------------------
+
+_NET_HINT_ATEN = ("export a sub-module made of those (for example the convolutional trunk, with include='conv' "
+                  "to keep its conv filters), or describe the network by its activations instead")
+
+
+def _aten_set(*names: str) -> frozenset:
+    return frozenset(f"aten.{n}" for n in names)
+
+
+# One data input, the channels stay where they are: activations, dropout at inference, pooling, padding,
+# copies and casts. Only the units matter for the graph, not what is computed on them.
+_ATEN_KEEP = _aten_set(
+    *(f"{op}{suffix}" for op in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardtanh", "leaky_relu", "elu",
+                                 "selu", "celu", "mish", "hardswish", "hardsigmoid", "threshold", "exp", "abs",
+                                 "neg", "clamp", "clamp_min", "clamp_max", "relu6")
+      for suffix in (".default", "_.default")),
+    "softplus.default", "hardshrink.default", "softshrink.default", "log_sigmoid.default",
+    "clamp.Tensor", "_softmax.default", "softmax.int", "_log_softmax.default", "log_softmax.int",
+    "dropout.default", "feature_dropout.default", "alpha_dropout.default", "feature_alpha_dropout.default",
+    "native_dropout.default", "clone.default", "contiguous.default", "detach.default", "alias.default",
+    "lift_fresh_copy.default", "_to_copy.default", "to.dtype", "to.dtype_layout", "to.device",
+    "max_pool1d.default", "max_pool2d.default", "max_pool3d.default", "max_pool2d_with_indices.default",
+    "max_pool3d_with_indices.default", "avg_pool1d.default", "avg_pool2d.default", "avg_pool3d.default",
+    "adaptive_avg_pool1d.default", "adaptive_avg_pool2d.default", "adaptive_avg_pool3d.default",
+    "_adaptive_avg_pool2d.default", "_adaptive_avg_pool3d.default", "adaptive_max_pool1d.default",
+    "adaptive_max_pool2d.default", "adaptive_max_pool3d.default", "pad.default", "constant_pad_nd.default",
+    "reflection_pad1d.default", "reflection_pad2d.default", "reflection_pad3d.default",
+    "replication_pad1d.default", "replication_pad2d.default", "replication_pad3d.default", "_pad_circular.default",
+)
+# Dropout that runs only when its train argument is False (at inference).
+_ATEN_DROPOUT = {"aten.dropout.default": 2, "aten.feature_dropout.default": 2, "aten.alpha_dropout.default": 2,
+                 "aten.feature_alpha_dropout.default": 2, "aten.native_dropout.default": 2}
+# Arithmetic with numbers (x * 2, x / 255): the weight graph is of weights, as for MLPs.
+_ATEN_NUMBER = _aten_set(
+    "mul.Tensor", "mul.Scalar", "mul_.Tensor", "mul_.Scalar", "div.Tensor", "div.Scalar", "div.Tensor_mode",
+    "div_.Tensor", "div_.Scalar", "pow.Tensor_Scalar", "add.Scalar", "sub.Scalar", "rsub.Scalar",
+    "floor_divide.default", "floor_divide.Scalar",
+)
+_ATEN_ADD = {"aten.add.Tensor": 1.0, "aten.add_.Tensor": 1.0, "aten.sub.Tensor": -1.0, "aten.sub_.Tensor": -1.0}
+_ATEN_FLATTEN = _aten_set("view.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints",
+                          "squeeze.dim", "squeeze.dims", "squeeze.default")
+_ATEN_REDUCE = _aten_set("mean.dim", "sum.dim_IntList", "amax.default", "amin.default")
+# name -> (position of groups, position of transposed or None)
+_ATEN_CONV = {**{f"aten.conv{d}d.{o}": (6, None) for d in (1, 2, 3) for o in ("default", "padding")},
+              "aten.convolution.default": (8, 6)}
+# name -> (positions of running_var, of the training flag (None: none), of eps)
+_ATEN_BN = {"aten.batch_norm.default": (4, 5, 7), "aten._native_batch_norm_legit_no_training.default": (4, None, 6)}
+_ATEN_MATMUL = _aten_set("linear.default", "addmm.default", "mm.default", "matmul.default")
+# Ops a parameter may go through on its way to a layer (a transpose for addmm, a pruning mask).
+_ATEN_WEIGHT_OPS = _aten_set("t.default", "permute.default", "transpose.int", "numpy_T.default", "mul.Tensor",
+                             "detach.default", "clone.default", "alias.default", "_to_copy.default", "to.dtype",
+                             "contiguous.default", "view.default", "reshape.default")
+# Tensors made in forward from sizes and numbers only: no units, like numbers.
+_ATEN_CREATE = _aten_set("zeros.default", "ones.default", "full.default", "empty.memory_format", "arange.default",
+                         "arange.start", "arange.start_step", "scalar_tensor.default", "zeros_like.default",
+                         "ones_like.default", "full_like.default", "empty_like.default")
+_ATEN_NOOP = _aten_set("_assert_tensor_metadata.default", "_assert_scalar.default", "sym_constrain_range.default",
+                       "sym_constrain_range_for_size.default")
+_ATEN_TUPLE = _aten_set("_native_batch_norm_legit_no_training.default", "max_pool2d_with_indices.default",
+                        "max_pool3d_with_indices.default", "adaptive_max_pool1d.default",
+                        "adaptive_max_pool2d.default", "adaptive_max_pool3d.default", "native_dropout.default")
+# Known ops that cannot be placed, with the reason.
+_ATEN_REFUSED = {
+    "aten._native_batch_norm_legit.no_stats": "is a BatchNorm without running statistics "
+                                              "(track_running_stats=False): it normalises with the batch's "
+                                              "statistics, which no fixed weight can stand for",
+    "aten._native_batch_norm_legit.default": "is a BatchNorm in training mode (batch statistics): export "
+                                             "model.eval()",
+    "aten._native_batch_norm_legit_functional.default": "is a BatchNorm in training mode (batch statistics): "
+                                                        "export model.eval()",
+    "aten.native_batch_norm.default": "is a BatchNorm in training mode (batch statistics): export model.eval()",
+    "aten.slice.Tensor": "slices a tensor (a slice of the channels is not a whole layer)",
+    "aten.select.int": "indexes a tensor (a slice of the channels is not a whole layer)",
+    "aten.index.Tensor": "indexes a tensor (a slice of the channels is not a whole layer)",
+    "aten.bmm.default": "multiplies two batches of matrices (attention), not a tensor by a weight",
+    "aten.conv_transpose1d.default": "is a transposed convolution, which netmod's weight graph does not take",
+    "aten.conv_transpose2d.input": "is a transposed convolution, which netmod's weight graph does not take",
+    "aten.conv_transpose3d.input": "is a transposed convolution, which netmod's weight graph does not take",
+}
+_ATEN_OPS = (_ATEN_KEEP | _ATEN_NUMBER | set(_ATEN_ADD) | _ATEN_FLATTEN | _ATEN_REDUCE | {"aten.cat.default"}
+             | set(_ATEN_CONV) | set(_ATEN_BN) | _ATEN_MATMUL | _ATEN_WEIGHT_OPS | _ATEN_CREATE | _ATEN_NOOP
+             | set(_ATEN_REFUSED))
+_LAYER_KIND_NAMES = {"linear": "Linear", "conv1d": "Conv1d", "conv2d": "Conv2d", "conv3d": "Conv3d"}
+
+
+def _aten_target(name: str) -> Any:
+    """The ATen op named ``name`` ("aten.conv2d.default") if netmod knows it, else None.
+
+    Only names in netmod's own tables are looked up, so a name read from a file never reaches anything but
+    a built-in ATen operator.
+    """
+    if name not in _ATEN_OPS:
+        return None
+    _, op, overload = name.split(".")
+    packet = getattr(torch.ops.aten, op, None)
+    return getattr(packet, overload, None) if packet is not None else None
+
+
+def _aten_name(node: fx.Node) -> str:
+    if node.target is operator.getitem:
+        return "getitem"
+    if isinstance(node.target, torch._ops.OpOverload):
+        return str(node.target)
+    return getattr(node.target, "__name__", str(node.target))
+
+
+@dataclass(eq=False)
+class _AtenProgram:
+    """The ATen graph of an exported program as the walk reads it, from an ExportedProgram or a .pt2 file.
+
+    ``shapes``: node -> shape of its (first) tensor output, static ints. ``tensors``: placeholder -> (fully
+    qualified name, tensor) of the parameters, buffers and constants. ``what``: how errors name the program.
+    """
+
+    graph: fx.Graph
+    shapes: dict
+    tensors: dict
+    user_input: fx.Node
+    what: str
+
+
+def _layer_name(fqn: str) -> str:
+    """The module path of a layer from its weight's name ("layer1.0.conv1.weight" -> "layer1.0.conv1")."""
+    for suffix in (".parametrizations.weight.original", ".weight_orig", ".weight"):
+        if ("." + fqn).endswith(suffix):
+            return fqn[: max(0, len(fqn) - len(suffix))]
+    return fqn
+
+
+def _aten_where(meta: dict) -> str:
+    parts = []
+    stack = meta.get("nn_module_stack") or {}
+    paths = [v[0] for v in stack.values() if isinstance(v, (tuple, list)) and v and v[0]]
+    parts.append(f"in the forward of module {paths[-1]!r}" if paths else "in the model's forward")
+    location = _source_line(meta.get("stack_trace"))
+    if location:
+        parts.append(location)
+    return ", ".join(parts)
+
+
+def _aten_error(what: str, op: str, node_name: str, meta: dict, why: str) -> ValueError:
+    return ValueError(
+        f"{what} runs ATen op {op!r} (node {node_name!r}, {_aten_where(meta)}), which {why}; {_NET}. To analyse "
+        f"such a network, {_NET_HINT_ATEN}"
+    )
+
+
+def _aten_refuse(prog: _AtenProgram, node: fx.Node, why: str) -> ValueError:
+    return _aten_error(prog.what, _aten_name(node), node.name, node.meta, why)
+
+
+class _AtenWalk:
+    """Reads each ATen op's weights and settings and drives a _NetWalk."""
+
+    def __init__(self, prog: _AtenProgram, walk: _NetWalk):
+        self.prog, self.w = prog, walk
+        self.weights: dict = {}  # node -> (fqn, tensor): parameters and what is computed from them alone
+        self.consts: set = set()  # tensors made from numbers in forward
+        self.side: dict = {}  # getitem node -> index: indices and statistics of multi-output ops
+
+    def refuse(self, node, why):
+        return _aten_refuse(self.prog, node, why)
+
+    def tensor_inputs(self, node: fx.Node) -> list:
+        found: list = []
+        fx.node.map_arg((node.args, node.kwargs), found.append)
+        return found
+
+    def weight(self, node: fx.Node, arg: Any, what: str, ndim: tuple | None = None) -> torch.Tensor | None:
+        """The parameter an op reads as its ``what`` (None where the op has none); refuses data or other tensors."""
+        if arg is None:
+            return None
+        if not isinstance(arg, fx.Node) or arg not in self.weights:
+            raise self.refuse(node, f"takes its {what} from a tensor computed in forward, not a parameter")
+        t = self.weights[arg][1]
+        if ndim is not None and t.dim() not in ndim:
+            raise self.refuse(node, f"takes a {t.dim()}-D {what} {self.weights[arg][0]!r}")
+        return t
+
+    def check_inputs(self, node: fx.Node, allowed_weights: tuple = ()) -> list:
+        """The data inputs of an op; refuses any parameter outside ``allowed_weights`` and any side output."""
+        data = []
+        for n in self.tensor_inputs(node):
+            if n in self.w.values:
+                data.append(n)
+            elif n in self.weights:
+                if n not in allowed_weights:
+                    raise ValueError(
+                        f"{self.prog.what} reads the parameter or buffer {self.weights[n][0]!r} itself in ATen "
+                        f"op {_aten_name(node)!r} (node {node.name!r}, {_aten_where(node.meta)}), not as the weight "
+                        f"of a Linear or conv layer or the statistics of a BatchNorm: netmod reads weights from "
+                        f"those only. To analyse such a network, {_NET_HINT_ATEN}"
+                    )
+            elif n in self.side:
+                raise self.refuse(node, f"reads output {self.side[n]} of {n.args[0].name!r} (indices or batch "
+                                        "statistics), not a tensor of units")
+        return data
+
+    def layer(self, node: fx.Node, name: str, kind: str, weight: torch.Tensor, groups: int) -> _Units:
+        return self.w.layer(node, name, kind, _numpy(weight), int(groups), _LAYER_KIND_NAMES[kind])
+
+    def walk(self, node: fx.Node) -> _Units | None:
+        prog, w = self.prog, self.w
+        if node.op == "placeholder":
+            if node in prog.tensors:
+                self.weights[node] = prog.tensors[node]
+                return None
+            shape = prog.shapes.get(node)
+            if shape is None or len(shape) < 2:
+                raise ValueError(f"{prog.what} must take one batch of shape (N, features) or (N, channels, ...), "
+                                 f"got an input of shape {shape}")
+            return w.placeholder(node)
+        if node.op == "output" or node in self.side:
+            return None
+        if node.op != "call_function":
+            raise self.refuse(node, f"is a {node.op} node, which an exported ATen graph does not have")
+        name = _aten_name(node)
+        if name in _ATEN_NOOP:
+            return None
+        if name in _ATEN_REFUSED:
+            raise self.refuse(node, _ATEN_REFUSED[name])
+        if name != "getitem" and name not in _ATEN_OPS:
+            raise self.refuse(node, "is not an op netmod knows")
+        inputs = self.tensor_inputs(node)
+        if not any(n in w.values for n in inputs):
+            return self.no_data(node, name, inputs)
+        if name == "getitem":
+            self.check_inputs(node)
+            return w.keep_units(node, node.args[0])
+        if name in _ATEN_CONV:
+            return self.conv(node, name)
+        if name in _ATEN_MATMUL:
+            return self.matmul(node, name)
+        if name in _ATEN_BN:
+            return self.batchnorm(node, name)
+        if name in _ATEN_DROPOUT and _dim_arg(node, _ATEN_DROPOUT[name], "train", False) is not False:
+            raise self.refuse(node, "drops units at random (train=True): export the model in eval mode")
+        data = self.check_inputs(node)
+        if name in _ATEN_ADD:
+            sign = _ATEN_ADD[name] * _dim_arg(node, 2, "alpha", 1)
+            if len(data) > 2:
+                raise self.refuse(node, "adds more than two tensors in one op")
+            return w.add(node, sign, in_place=name.split(".")[1].endswith("_"))
+        if name == "aten.cat.default":
+            return w.cat(node)
+        if len(data) > 1:
+            raise self.refuse(node, "combines two tensors other than by + or - (a product of two tensors is "
+                                    "gating or attention, not a weight)")
+        if name in _ATEN_FLATTEN:
+            return w.flatten(node)
+        if name in _ATEN_REDUCE:
+            return w.reduce(node)
+        if name in _ATEN_KEEP or name in _ATEN_NUMBER:
+            return w.keep_units(node, data[0])
+        raise self.refuse(node, "is not known to keep channels in place")
+
+    def no_data(self, node: fx.Node, name: str, inputs: list) -> None:
+        """An op on parameters (a transpose, a pruning mask) or on numbers only: no units."""
+        self.check_inputs(node, tuple(inputs) if name in _ATEN_WEIGHT_OPS else ())
+        weights = [n for n in inputs if n in self.weights]
+        if weights:
+            if any(n not in self.weights for n in inputs):
+                raise self.refuse(node, "computes a weight from a parameter and a tensor made in forward")
+            args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: self.weights[n][1])
+            with torch.no_grad():
+                self.weights[node] = (self.weights[weights[0]][0], node.target(*args, **kwargs))
+            return None
+        if inputs and name not in _ATEN_CREATE and not all(n in self.consts for n in inputs):
+            raise self.refuse(node, "computes from tensors netmod cannot place")
+        self.consts.add(node)
+        return None
+
+    def conv(self, node: fx.Node, name: str) -> _Units:
+        groups_at, transposed_at = _ATEN_CONV[name]
+        if transposed_at is not None and _dim_arg(node, transposed_at, "transposed", False):
+            raise self.refuse(node, "is a transposed convolution, which netmod's weight graph does not take")
+        wnode, bias = _dim_arg(node, 1, "weight", None), _dim_arg(node, 2, "bias", None)
+        weight = self.weight(node, wnode, "weight", (3, 4, 5))
+        if weight is None:
+            raise self.refuse(node, "has no weight")
+        self.weight(node, bias, "bias", (1,))
+        self.check_inputs(node, (wnode, bias))
+        return self.layer(node, _layer_name(self.weights[wnode][0]), f"conv{weight.dim() - 2}d", weight,
+                          _dim_arg(node, groups_at, "groups", 1))
+
+    def matmul(self, node: fx.Node, name: str) -> _Units:
+        """linear(x, W, b), addmm(b, x, W.T), mm(x, W.T), matmul(x, W.T): a Linear layer of weight W (out, in)."""
+        if name == "aten.linear.default":
+            x_at, w_at, bias, transposed = 0, 1, _dim_arg(node, 2, "bias", None), False
+        elif name == "aten.addmm.default":
+            x_at, w_at, bias, transposed = 1, 2, node.args[0], True
+        else:
+            x_at, w_at, bias, transposed = 0, 1, None, True
+        x, wnode = node.args[x_at], node.args[w_at]
+        if not (isinstance(x, fx.Node) and x in self.w.values):
+            raise self.refuse(node, "multiplies a parameter by the data from the left (not a Linear layer)")
+        weight = self.weight(node, wnode, "weight", (2,))
+        self.weight(node, bias, "bias", (1,))
+        self.check_inputs(node, (wnode, bias))
+        if transposed:
+            weight = weight.T
+        if name == "aten.addmm.default":
+            weight = weight * _dim_arg(node, 4, "alpha", 1)
+        return self.layer(node, _layer_name(self.weights[wnode][0]), "linear", weight, 1)
+
+    def batchnorm(self, node: fx.Node, name: str) -> _Units:
+        var_at, training_at, eps_at = _ATEN_BN[name]
+        if training_at is not None and _dim_arg(node, training_at, "training", False):
+            if _dim_arg(node, var_at, "running_var", None) is None:
+                raise self.refuse(node, _ATEN_REFUSED["aten._native_batch_norm_legit.no_stats"])
+            raise self.refuse(node, _ATEN_REFUSED["aten.native_batch_norm.default"])
+        slots = [_dim_arg(node, i, n, None) for i, n in enumerate(("input", "weight", "bias", "running_mean",
+                                                                   "running_var"))]
+        gamma = self.weight(node, slots[1], "weight", (1,))
+        for i, what in ((2, "bias"), (3, "running_mean")):
+            self.weight(node, slots[i], what, (1,))
+        var = self.weight(node, slots[4], "running_var", (1,))
+        self.check_inputs(node, tuple(slots[1:]))
+        named = slots[4] if var is not None else slots[1]
+        bn = self.weights[named][0].rpartition(".")[0] if named is not None else ""
+        return self.w.batchnorm(node, bn, _numpy(var), _numpy(gamma), float(_dim_arg(node, eps_at, "eps", 1e-5)))
+
+
+def _trace_aten(prog: _AtenProgram, kernel_norm: str, include: Any) -> NetworkTrace:
+    """The NetworkTrace of an exported program's ATen graph (see :func:`trace_exported`)."""
+    _check_settings(kernel_norm, include)
+    walk = _NetWalk(lambda node, why: _aten_refuse(prog, node, why), prog.shapes, kernel_norm, _Keep(include),
+                    node_word="nodes")
+    aten = _AtenWalk(prog, walk)
+    nodes = list(prog.graph.nodes)
+    for node in nodes:
+        if node.op == "call_function" and node.target is operator.getitem and node.args[1] != 0:
+            aten.side[node] = node.args[1]
+            walk.metadata.add(node)
+        elif node.op == "call_function" and _aten_name(node) in _ATEN_NOOP:
+            walk.metadata.add(node)
+    with torch.no_grad():
+        for node in nodes:
+            units = aten.walk(node)
+            if units is not None:
+                walk.values[node] = units
+    if not walk.called:
+        raise ValueError(f"{prog.what} runs no Linear or conv layer")
+    walk.keep.check(walk)
+    walk.build()
+    used = {n for n in nodes if n in prog.tensors and n.users}
+    unused = tuple(_layer_name(fqn) for n, (fqn, t) in prog.tensors.items()
+                   if n not in used and t.dim() >= 2 and _layer_name(fqn) != fqn)
+    return _network_trace(walk, include, kernel_norm, unused)
+
+
+def _static_shape(value: Any, what: str) -> tuple | None:
+    """The shape of a node's (first) tensor value as ints; refuses symbolic (dynamic) sizes."""
+    if isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    if not isinstance(value, torch.Tensor):
+        return None
+    shape = []
+    for d in value.shape:
+        if not isinstance(d, int):
+            raise ValueError(f"{what} was exported with dynamic shapes (a size {d} is symbolic); netmod reads "
+                             "exported programs with static shapes: export without dynamic_shapes")
+        shape.append(d)
+    return tuple(shape)
+
+
+def _program_of(program: Any) -> _AtenProgram:
+    """An ExportedProgram as the ATen walk reads it: its graph, shapes from node.meta and its tensors."""
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    what = "the exported program"
+    sig = program.graph_signature
+    tensors, user = {}, []
+    by_name = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for spec in sig.input_specs:
+        node = by_name.get(getattr(spec.arg, "name", None))
+        if spec.kind == InputKind.USER_INPUT:
+            if node is not None:
+                user.append(node)
+        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            source = program.constants if spec.target in program.constants else program.state_dict
+            tensors[node] = (spec.target, source[spec.target])
+        else:
+            raise ValueError(f"{what} takes a {spec.kind.name.lower()} input {spec.target!r}, which netmod "
+                             "cannot read (it reads parameters, buffers, tensor constants and one input tensor)")
+    for spec in sig.output_specs:
+        if spec.kind != OutputKind.USER_OUTPUT:
+            raise ValueError(f"{what} has a {spec.kind.name.lower()} output ({spec.target!r}): it changes its "
+                             "state while it runs (a BatchNorm in training mode?); export model.eval()")
+    if len(user) != 1:
+        raise ValueError(f"{what} must take exactly one tensor input, got {len(user)} user inputs")
+    shapes = {n: _static_shape(n.meta.get("val"), what) for n in program.graph.nodes}
+    return _AtenProgram(program.graph, shapes, tensors, user[0], what)
+
+
+def trace_exported(program: Any, *, kernel_norm: str = "l1", include: Any = "all") -> NetworkTrace:
+    """The layers of units and weight blocks of a ``torch.export`` program, read from its ATen graph.
+
+    The same graph as :func:`trace_network` gives for the module that was exported (REFERENCE.md 8),
+    read from the exported program's ATen ops instead of the module's forward: one layer of units per
+    convolution (``aten.conv1d/2d/3d``, ``aten.convolution`` with groups) and per Linear layer
+    (``aten.linear``, ``aten.addmm`` / ``aten.mm`` of a transposed parameter), named by the module
+    path of its weight (``"layer1.0.conv1"`` for ``"layer1.0.conv1.weight"``); inference-mode batch
+    norm folded in; activations, dropout, pooling, padding, ``add`` / ``sub`` of tensors, ``cat`` on
+    channels, ``view`` / ``reshape`` / ``flatten`` and means over spatial dimensions followed as
+    :func:`trace_network` follows them. The graph signature tells which placeholders are parameters
+    and buffers. Nothing is run: shapes come from the program's recorded metadata.
+
+    Parameters
+    ----------
+    program : torch.export.ExportedProgram
+        ``torch.export.export(model.eval(), (x,))``, before or after ``run_decompositions()``, with
+        static shapes. To read a saved ``.pt2`` file, use :func:`netmod.torch_models.load_network`,
+        which reads the archive without ``torch.export.load`` (which can run code from the file).
+    kernel_norm, include
+        As for :func:`trace_network`.
+
+    Returns
+    -------
+    NetworkTrace
+
+    Raises
+    ------
+    TypeError
+        If `program` is not an ExportedProgram.
+    ValueError
+        For an ATen op netmod does not know or cannot place (named, with the module and source line
+        it comes from), a parameter read other than as a layer's weight, a layer run twice, dynamic
+        shapes, inputs other than one tensor, or a program that changes its buffers (training mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_exported
+    >>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2))
+    >>> ep = torch.export.export(m.eval(), (torch.zeros(1, 3, 4, 4),))
+    >>> t = trace_exported(ep)
+    >>> t.names, t.sizes, t.pairs
+    (('input', '0', '4'), (3, 4, 2), ((0, 1), (1, 2)))
+    """
+    from torch.export import ExportedProgram
+
+    if not isinstance(program, ExportedProgram):
+        raise TypeError(f"program must be a torch.export.ExportedProgram, got {type(program).__name__}")
+    return _trace_aten(_program_of(program), kernel_norm, include)
