@@ -191,12 +191,19 @@ def _script_state(root, path):
     def walk(obj, prefix):
         if obj.qualname not in _ARCHIVE_MODULES:
             where = f"module {prefix[:-1]!r}" if prefix else "its root module"
+            if obj.qualname in _NETWORK_TYPES:
+                raise ValueError(
+                    f"path {path!r} is a TorchScript archive of a network whose {where} is a "
+                    f"{obj.qualname.rpartition('.')[2]}, not an MLP; read it with netmod.torch_models.load_network "
+                    f"(netmod compare and null do)"
+                )
             raise ValueError(
                 f"path {path!r} is a TorchScript archive whose {where} is a {obj.qualname or 'TorchScript object'}, "
-                f"not a built-in torch.nn module; netmod never runs an archive's code, so it reads only "
-                f"nn.Sequential archives of Linear layers and parameter-free elementwise modules (a custom "
-                f"forward could hold skip connections). Save the model's state_dict instead, or analyse the "
-                f"model object in Python with netmod.from_torch, which traces its forward"
+                f"not a built-in torch.nn module; netmod never runs an archive's code, and a TorchScript module's "
+                f"code cannot be read without running it (a custom forward could hold skip connections). "
+                f"Save the model with torch.export instead (torch.export.save(torch.export.export(model.eval(), "
+                f"(x,)), 'model.pt2')), or analyse the model object in Python with netmod.from_torch, which "
+                f"traces its forward"
             )
         # A Sequential runs its children in index order, whatever the order of the pickled attributes.
         items = sorted(obj.attrs.items(), key=lambda kv: (0, int(kv[0])) if kv[0].isdigit() else (1, 0))
@@ -210,9 +217,10 @@ def _script_state(root, path):
         kind = root.qualname or "TorchScript object"
         raise ValueError(
             f"path {path!r} is a TorchScript archive of a {kind}, not of an nn.Sequential; netmod never runs "
-            f"an archive's code, so it cannot know the order and connections of a custom forward (skip "
-            f"connections). Save an nn.Sequential (or the state_dict), or analyse the model object in Python "
-            f"with netmod.from_torch, which traces its forward"
+            f"an archive's code, and a TorchScript module's code cannot be read without running it, so it cannot "
+            f"know the order and connections of a custom forward (skip connections). Save the model with "
+            f"torch.export instead (torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2')), or "
+            f"analyse the model object in Python with netmod.from_torch, which traces its forward"
         )
     walk(root, "")
     return state
@@ -334,6 +342,21 @@ def _linear_weights(path, state):
     def module(key):
         return key.rpartition(".")[0]
 
+    kernels = {key: tuple(value.shape) for key, value in state.items() if torch.is_tensor(value)
+               and key.rpartition(".")[2] in ("weight", "weight_orig") and value.dim() in (3, 4, 5)}
+    if kernels:
+        listed = [f"{key} {shape}" for key, shape in kernels.items()]
+        others = [key for key, value in state.items() if torch.is_tensor(value) and key not in kernels]
+        raise ValueError(
+            f"path {path!r} is a state_dict of a convolutional network (conv kernels {', '.join(listed[:6])}"
+            f"{', ...' if len(listed) > 6 else ''}; {len(others)} other tensors: {', '.join(others[:6])}"
+            f"{', ...' if len(others) > 6 else ''}). A state_dict holds tensors only and cannot say the "
+            f"architecture (the order of the layers, skips, concatenations, strides, pooling). Save the model "
+            f"as a torch.export archive, torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2'), "
+            f"or as TorchScript of an nn.Sequential, torch.jit.save(torch.jit.script(model), 'model.pt'); netmod "
+            f"reads both without running code. In Python, netmod.tracing.trace_network reads the model object "
+            f"(netmod.from_torch reads MLPs)"
+        )
     linears, foreign = {}, []
     for key, value in state.items():
         if not torch.is_tensor(value):
@@ -711,10 +734,30 @@ class _Pt2Reader:
                       "the exported program alone with torch.export.save")
         if self.prefix + "byteorder" in self.names and self.read("byteorder").strip().decode() != sys.byteorder:
             self.fail(f"its tensors are {self.read('byteorder').decode()}-endian, this machine is {sys.byteorder}")
+        for name in sorted(self.names):
+            if name.startswith(self.prefix + "data/sample_inputs/"):
+                self.check_pickle(name[len(self.prefix):])
         models = sorted(n[len(self.prefix) + len("models/"):-len(".json")] for n in self.names
                         if n.startswith(self.prefix + "models/") and n.endswith(".json"))
         if models != ["model"]:
             self.fail(f"it holds the programs {models}, where torch.export.save writes one named 'model'")
+
+    def check_pickle(self, name):
+        """Refuses a pickled part (the sample inputs) that torch.export.load would unpickle unsafely.
+
+        netmod does not need the sample inputs; it checks them with torch's weights_only unpickler, which
+        builds tensors and containers only, because torch.export.load falls back to weights_only=False.
+        """
+        import io
+
+        try:
+            torch.load(io.BytesIO(self.read(name)), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any refusal of the safe unpickler, named in the message
+            lines = [line.strip().split(". Please use")[0] for line in str(exc).splitlines()
+                     if "Unsupported global" in line]
+            self.fail(f"its {name} is not a weights-only pickle (torch.export.load would unpickle it with "
+                      f"weights_only=False, running any code it holds): "
+                      f"{lines[0] if lines else type(exc).__name__}")
 
     def tensors(self, config_name, directory, kind):
         """fqn -> tensor of a weights or constants config; refuses pickled entries."""
