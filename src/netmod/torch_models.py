@@ -862,7 +862,7 @@ def _read_pt2(path):
 
     from torch import fx
 
-    from .tracing import _aten_error, _aten_target, _AtenProgram
+    from .tracing import _aten_target, _AtenProgram, _unknown_aten_op
 
     what = f"path {path!r} (a torch.export archive)"
     with zipfile.ZipFile(path) as archive:
@@ -935,10 +935,6 @@ def _read_pt2(path):
         op = target_name[len("torch.ops."):] if target_name.startswith("torch.ops.") else target_name
         target = _aten_target(op)
         meta = item.get("metadata") or {}
-        if target is None:
-            stack = _pt2_module_stack(meta.get("nn_module_stack"))
-            raise _aten_error(what, op, str(item.get("name")), {"stack_trace": meta.get("stack_trace"),
-                                                                "nn_module_stack": stack}, "is not an op netmod knows")
         args, kwargs = [], {}
         for inp in item.get("inputs", []):
             value = _pt2_arg(reader, inp.get("arg"), env)
@@ -946,10 +942,15 @@ def _read_pt2(path):
                 kwargs[inp["name"]] = value
             else:
                 args.append(value)
-        node = graph.create_node("call_function", target, tuple(args), kwargs, name=str(item.get("name")))
-        node.meta.update(stack_trace=meta.get("stack_trace"),
+        # An op netmod does not know is kept under a stand-in that is never run, so that the walk refuses
+        # the first op it cannot place, in the graph's order, as for a live program.
+        node = graph.create_node("call_function", target or _unknown_aten_op, tuple(args), kwargs,
+                                 name=str(item.get("name")))
+        node.meta.update(stack_trace=meta.get("stack_trace"), aten_op=op,
                          nn_module_stack=_pt2_module_stack(meta.get("nn_module_stack")))
         outputs = item.get("outputs", [])
+        if len(outputs) == 1 and isinstance(outputs[0], dict) and "as_tensors" in outputs[0]:
+            outputs = [{"as_tensor": t} for t in outputs[0]["as_tensors"]] + [{"as_none": True}]  # a list
         tensors_out = [o["as_tensor"]["name"] for o in outputs if isinstance(o, dict) and "as_tensor" in o]
         if len(tensors_out) != len([o for o in outputs if not (isinstance(o, dict) and "as_none" in o)]):
             reader.fail(f"node {node.name!r} has outputs {outputs!r}, not tensors")

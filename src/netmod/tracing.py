@@ -1775,6 +1775,7 @@ _ATEN_NUMBER = _aten_set(
 _ATEN_ADD = {"aten.add.Tensor": 1.0, "aten.add_.Tensor": 1.0, "aten.sub.Tensor": -1.0, "aten.sub_.Tensor": -1.0}
 _ATEN_FLATTEN = _aten_set("view.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints",
                           "squeeze.dim", "squeeze.dims", "squeeze.default")
+_ATEN_SPATIAL = _aten_set("unsqueeze.default", "squeeze.dim", "squeeze.dims")
 _ATEN_REDUCE = _aten_set("mean.dim", "sum.dim_IntList", "amax.default", "amin.default")
 # name -> (position of groups, position of transposed or None)
 _ATEN_CONV = {**{f"aten.conv{d}d.{o}": (6, None) for d in (1, 2, 3) for o in ("default", "padding")},
@@ -1813,9 +1814,9 @@ _ATEN_REFUSED = {
     "aten.conv_transpose2d.input": "is a transposed convolution, which netmod's weight graph does not take",
     "aten.conv_transpose3d.input": "is a transposed convolution, which netmod's weight graph does not take",
 }
-_ATEN_OPS = (_ATEN_KEEP | _ATEN_NUMBER | set(_ATEN_ADD) | _ATEN_FLATTEN | _ATEN_REDUCE | {"aten.cat.default"}
-             | set(_ATEN_CONV) | set(_ATEN_BN) | _ATEN_MATMUL | _ATEN_WEIGHT_OPS | _ATEN_CREATE | _ATEN_NOOP
-             | set(_ATEN_REFUSED))
+_ATEN_OPS = (_ATEN_KEEP | _ATEN_NUMBER | set(_ATEN_ADD) | _ATEN_FLATTEN | _ATEN_SPATIAL | _ATEN_REDUCE
+             | {"aten.cat.default"} | set(_ATEN_CONV) | set(_ATEN_BN) | _ATEN_MATMUL | _ATEN_WEIGHT_OPS
+             | _ATEN_CREATE | _ATEN_NOOP | set(_ATEN_REFUSED))
 _LAYER_KIND_NAMES = {"linear": "Linear", "conv1d": "Conv1d", "conv2d": "Conv2d", "conv3d": "Conv3d"}
 
 
@@ -1832,7 +1833,14 @@ def _aten_target(name: str) -> Any:
     return getattr(packet, overload, None) if packet is not None else None
 
 
+def _unknown_aten_op(*args: Any, **kwargs: Any) -> None:
+    """Stands for an op of a .pt2 file netmod does not know (named in the node's meta); never run."""
+    raise RuntimeError("an op netmod does not know is never run")
+
+
 def _aten_name(node: fx.Node) -> str:
+    if node.target is _unknown_aten_op:
+        return node.meta["aten_op"]
     if node.target is operator.getitem:
         return "getitem"
     if isinstance(node.target, torch._ops.OpOverload):
@@ -1920,6 +1928,9 @@ class _AtenWalk:
             if n in self.w.values:
                 data.append(n)
             elif n in self.weights:
+                if n not in allowed_weights and _aten_name(node).split(".")[-2].endswith("_"):
+                    raise self.refuse(node, f"changes the parameter or buffer {self.weights[n][0]!r} in place "
+                                            "while it runs (a BatchNorm in training mode?): export model.eval()")
                 if n not in allowed_weights:
                     raise ValueError(
                         f"{self.prog.what} reads the parameter or buffer {self.weights[n][0]!r} itself in ATen "
@@ -1962,6 +1973,9 @@ class _AtenWalk:
             return self.no_data(node, name, inputs)
         if name == "getitem":
             self.check_inputs(node)
+            if _aten_name(node.args[0]) not in _ATEN_TUPLE or node.args[1] != 0:
+                raise self.refuse(node, f"takes output {node.args[1]} of {_aten_name(node.args[0])!r}, which is not "
+                                        "a tensor of units")
             return w.keep_units(node, node.args[0])
         if name in _ATEN_CONV:
             return self.conv(node, name)
@@ -1982,6 +1996,10 @@ class _AtenWalk:
         if len(data) > 1:
             raise self.refuse(node, "combines two tensors other than by + or - (a product of two tensors is "
                                     "gating or attention, not a weight)")
+        if name in _ATEN_SPATIAL and self.spatial_only(node, data[0]):
+            # 1-D pooling decomposes to unsqueeze, 2-D pooling, squeeze: the channels stay.
+            v = w.values[data[0]]
+            return _Units(v.terms, v.size, fresh=v.fresh if len(w.data_users(data[0])) == 1 else None)
         if name in _ATEN_FLATTEN:
             return w.flatten(node)
         if name in _ATEN_REDUCE:
@@ -1989,6 +2007,11 @@ class _AtenWalk:
         if name in _ATEN_KEEP or name in _ATEN_NUMBER:
             return w.keep_units(node, data[0])
         raise self.refuse(node, "is not known to keep channels in place")
+
+    def spatial_only(self, node: fx.Node, src: fx.Node) -> bool:
+        before, after = self.prog.shapes[src], self.prog.shapes[node]
+        return (self.w.values[src].coord is None and len(before) >= 3 and len(after) >= 3
+                and before[:2] == after[:2])
 
     def no_data(self, node: fx.Node, name: str, inputs: list) -> None:
         """An op on parameters (a transpose, a pruning mask) or on numbers only: no units."""
@@ -1998,8 +2021,11 @@ class _AtenWalk:
             if any(n not in self.weights for n in inputs):
                 raise self.refuse(node, "computes a weight from a parameter and a tensor made in forward")
             args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: self.weights[n][1])
+            names = [self.weights[n][0] for n in weights]
+            # weight_orig * weight_mask (pruning) is named for the layer, not its mask.
+            name = next((n for n in names if _layer_name(n) != n), names[0])
             with torch.no_grad():
-                self.weights[node] = (self.weights[weights[0]][0], node.target(*args, **kwargs))
+                self.weights[node] = (name, node.target(*args, **kwargs))
             return None
         if inputs and name not in _ATEN_CREATE and not all(n in self.consts for n in inputs):
             raise self.refuse(node, "computes from tensors netmod cannot place")
@@ -2065,7 +2091,8 @@ def _trace_aten(prog: _AtenProgram, kernel_norm: str, include: Any) -> NetworkTr
     aten = _AtenWalk(prog, walk)
     nodes = list(prog.graph.nodes)
     for node in nodes:
-        if node.op == "call_function" and node.target is operator.getitem and node.args[1] != 0:
+        if (node.op == "call_function" and node.target is operator.getitem and node.args[1] != 0
+                and _aten_name(node.args[0]) in _ATEN_TUPLE):
             aten.side[node] = node.args[1]
             walk.metadata.add(node)
         elif node.op == "call_function" and _aten_name(node) in _ATEN_NOOP:
