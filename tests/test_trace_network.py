@@ -16,7 +16,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from netmod.torch_models import load_network  # noqa: E402
-from netmod.tracing import trace_exported, trace_mlp, trace_network  # noqa: E402
+from netmod.tracing import trace_exported, trace_mlp, trace_network, trace_serialized  # noqa: E402
 
 NORMS = ("l1", "l2", "induced-l1", "spectral")
 
@@ -618,3 +618,13 @@ def test_exported_programs_that_netmod_cannot_read(tmp_path):
         trace_exported(m)
     with pytest.raises(ValueError, match="kernel_norm must be one of"):
         trace_exported(export(nn.Sequential(nn.Linear(2, 2)), torch.zeros(2, 2), "export"), kernel_norm="l3")
+
+
+def test_serialized_program_must_be_in_the_schema():
+    with pytest.raises(TypeError, match="document must be the dict of a parsed models/model.json, got str"):
+        trace_serialized("{}", {})
+    with pytest.raises(TypeError, match="tensors must be a dict of names to torch.Tensor"):
+        trace_serialized({}, {"w": [1.0]})
+    with pytest.raises(ValueError, match="the serialized exported program cannot be read: it is not an exported "
+                                         "program in torch.export's serialization schema"):
+        trace_serialized({"graph_module": {}}, {})

@@ -56,13 +56,13 @@ def _load_graph(args: argparse.Namespace):
     files: a state_dict or a TorchScript MLP, read as ever by load_weights into from_layers).
     """
     from .graphs import from_layers
-    from .torch_models import _is_network_file, load_network, load_weights
+    from .torch_models import load_network, load_weights, saved_model_kind
 
     path, sizes = args.model, _sizes(args.sizes)
     if not Path(path).is_file():
         raise _UsageError(f"{path}: no such file")
     try:
-        if not _is_network_file(path):
+        if saved_model_kind(path) == "mlp":
             given = [f"--{o.replace('_', '-')}" for o in _NETWORK_OPTIONS if getattr(args, o) is not None]
             if given:
                 raise _UsageError(f"{' and '.join(given)} apply to networks saved as .pt2 (torch.export) or "

@@ -1,9 +1,12 @@
-"""PyTorch MLPs: Keras-like initialisation and weights read from saved files.
+"""PyTorch models: Keras-like MLPs, and networks read from saved files without running their code.
 
 A model object in Python becomes layers through :mod:`netmod.tracing`, which
-traces its forward. This module reads files, whose code is never run. It
-imports torch at top level and is imported by netmod only when torch is
-used, so the rest of the package stays usable without torch installed.
+traces its forward. This module reads files, whose code is never run:
+:func:`load_weights` the layers of a saved MLP (state_dict or TorchScript),
+:func:`load_network` the unit graph of any network saved with torch.export
+(``.pt2``) or as a TorchScript ``nn.Sequential`` CNN. It imports torch at top
+level and is imported by netmod only when torch is used, so the rest of the
+package stays usable without torch installed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pickle
 import torch
 from torch import nn
 
-__all__ = ["keras_like_mlp", "load_network", "load_weights"]
+__all__ = ["keras_like_mlp", "load_network", "load_weights", "saved_model_kind"]
 
 
 def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
@@ -659,33 +662,51 @@ def _archive_kind(path):
     return "other"
 
 
-def _is_network_file(path):
-    """Whether ``path`` is read as a network (a .pt2, or TorchScript holding more than an MLP's modules).
+def saved_model_kind(path):
+    """How a saved model file is read: ``"network"`` by :func:`load_network`, ``"mlp"`` by :func:`load_weights`.
 
-    State_dicts and TorchScript MLPs are read by :func:`load_weights`, as they always were.
+    ``"network"`` for a torch.export archive (.pt2) or a TorchScript archive holding more than an MLP's
+    modules (Linear and elementwise ones); ``"mlp"`` for everything else: state_dicts, TorchScript MLPs,
+    and files neither reads (:func:`load_weights` says why). Only the archive's listing and, for
+    TorchScript, its pickled attributes are read; nothing from the file runs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from netmod.torch_models import keras_like_mlp, saved_model_kind
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> torch.save(keras_like_mlp([4, 3]).state_dict(), path)
+    >>> saved_model_kind(path)
+    'mlp'
     """
     kind = _archive_kind(str(path))
     if kind in ("pt2", "pt2-legacy"):
-        return True
+        return "network"
     if kind != "torchscript":
-        return False
+        return "mlp"
     try:
         root = _script_root(str(path))
     except Exception:  # noqa: BLE001 - load_weights reports the unreadable archive
-        return False
+        return "mlp"
 
     def mlp(obj):
         return obj.qualname in _ARCHIVE_MODULES and all(mlp(v) for v in obj.attrs.values()
                                                         if isinstance(v, _ScriptObject))
 
-    return not mlp(root)
+    return "mlp" if mlp(root) else "network"
 
 
 # ScalarType of torch/_export/serde/schema.py -> dtype; other types cannot be weights.
 _PT2_DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16,
                7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
-_PT2_MEMORY_FORMATS = {1: torch.contiguous_format, 2: torch.channels_last, 3: torch.channels_last_3d,
-                       4: torch.preserve_format}
 
 
 class _Pt2Reader:
@@ -801,172 +822,21 @@ class _Pt2Reader:
                          "dynamic_shapes")
 
 
-def _pt2_arg(reader, arg, env):
-    """A node argument of the serialized graph as fx takes it: nodes for tensors, plain values else."""
-    if not isinstance(arg, dict) or len(arg) != 1:
-        reader.fail(f"a node argument {arg!r} is not in torch.export's schema")
-    (kind, value), = arg.items()
-
-    def tensor(v):
-        name = v.get("name") if isinstance(v, dict) else None
-        if name not in env:
-            reader.fail(f"a node reads the tensor {name!r} before any node computes it")
-        return env[name]
-
-    def optional(v):
-        return None if "as_none" in v else tensor(v.get("as_tensor"))
-
-    if kind == "as_none":
-        return None
-    if kind == "as_tensor":
-        return tensor(value)
-    if kind == "as_tensors":
-        return [tensor(v) for v in value]
-    if kind == "as_optional_tensors":
-        return [optional(v) for v in value]
-    if kind == "as_optional_tensor":
-        return optional(value)
-    if kind in ("as_int", "as_ints", "as_float", "as_floats", "as_bool", "as_bools", "as_string", "as_strings"):
-        return list(value) if isinstance(value, list) else value
-    if kind in ("as_sym_int", "as_sym_ints"):
-        values = value if kind == "as_sym_ints" else [value]
-        if not all(isinstance(v, dict) and isinstance(v.get("as_int"), int) for v in values):
-            reader.int_of(next(v for v in values if not isinstance(v.get("as_int"), int)), "a node argument")
-        ints = [v["as_int"] for v in values]
-        return ints if kind == "as_sym_ints" else ints[0]
-    if kind == "as_scalar_type" and value in _PT2_DTYPES:
-        return _PT2_DTYPES[value]
-    if kind == "as_memory_format" and value in _PT2_MEMORY_FORMATS:
-        return _PT2_MEMORY_FORMATS[value]
-    if kind == "as_device" and isinstance(value, dict):
-        return torch.device("cpu")  # the graph is read, never run on a device
-    if kind == "as_layout" and value == 7:
-        return torch.strided
-    reader.fail(f"a node argument of kind {kind!r} ({value!r}) is not one netmod reads")
-
-
-def _pt2_module_stack(text):
-    """torch.export's serialized nn_module_stack ("key,path,type;...") as fx's {key: (path, type)}."""
-    stack = {}
-    for item in (text or "").split(";"):
-        parts = item.split(",")
-        if len(parts) == 3:
-            stack[parts[0]] = (parts[1], parts[2])
-    return stack
-
-
 def _read_pt2(path):
-    """A .pt2 archive's ATen graph, shapes and tensors as netmod.tracing walks them, read without running code."""
-    import operator
+    """(models/model.json as parsed JSON, {name: tensor} of its weights and constants) of a .pt2 archive.
+
+    Only JSON and raw tensor bytes are read; see _Pt2Reader for what is refused.
+    """
     import zipfile
 
-    from torch import fx
-
-    from .tracing import _aten_target, _AtenProgram, _unknown_aten_op
-
-    what = f"path {path!r} (a torch.export archive)"
     with zipfile.ZipFile(path) as archive:
         reader = _Pt2Reader(path, archive)
         reader.check_layout()
-        doc = reader.json("models/model.json")
-        try:
-            module = doc["graph_module"]
-            g, signature = module["graph"], module["signature"]
-            nodes, values = g["nodes"], g["tensor_values"]
-        except (KeyError, TypeError):
-            reader.fail("models/model.json is not an exported program in torch.export's schema")
-        weights = reader.tensors("data/weights/model_weights_config.json", "data/weights/", "weight")
-        constants = {}
+        document = reader.json("models/model.json")
+        tensors = reader.tensors("data/weights/model_weights_config.json", "data/weights/", "weight")
         if reader.prefix + "data/constants/model_constants_config.json" in reader.names:
-            constants = reader.tensors("data/constants/model_constants_config.json", "data/constants/", "constant")
-
-    def shape(name):
-        meta = values.get(name)
-        if not isinstance(meta, dict):
-            reader.fail(f"the graph has no metadata for the tensor {name!r}")
-        return tuple(reader.int_of(s, f"the tensor {name!r}") for s in meta.get("sizes", []))
-
-    specs, user = {}, []
-    for spec in signature.get("input_specs", []):
-        (kind, body), = spec.items()
-        if kind == "user_input":
-            arg = body.get("arg", {})
-            if "as_tensor" not in arg:
-                raise ValueError(f"{what} takes a non-tensor input {arg!r}; netmod reads programs of one tensor input")
-            user.append(arg["as_tensor"]["name"])
-        elif kind in ("parameter", "buffer", "tensor_constant"):
-            fqn = body.get({"parameter": "parameter_name", "buffer": "buffer_name",
-                            "tensor_constant": "tensor_constant_name"}[kind])
-            source = constants if fqn in constants else weights
-            if fqn not in source:
-                reader.fail(f"the {kind} {fqn!r} of the graph signature is not stored")
-            specs[body["arg"]["name"]] = (fqn, source[fqn])
-        else:
-            raise ValueError(f"{what} takes a {kind} input, which netmod cannot read (it reads parameters, "
-                             "buffers, tensor constants and one input tensor)")
-    for spec in signature.get("output_specs", []):
-        (kind, body), = spec.items()
-        if kind != "user_output":
-            raise ValueError(f"{what} has a {kind} output: it changes its state while it runs (a BatchNorm in "
-                             "training mode?); export model.eval()")
-    if len(user) != 1:
-        raise ValueError(f"{what} must take exactly one tensor input, got {len(user)} user inputs")
-
-    used = set()
-    for item in [*nodes, {"inputs": [{"arg": a} for a in g.get("outputs", [])]}]:
-        for inp in item.get("inputs", []):
-            arg = inp.get("arg", {})
-            for v in (arg.get("as_tensors") or arg.get("as_optional_tensors") or [arg.get("as_tensor") or {}]):
-                used.add((v.get("as_tensor") or v).get("name") if isinstance(v, dict) else None)
-
-    graph, env, shapes, tensors = fx.Graph(), {}, {}, {}
-    for arg in g.get("inputs", []):
-        if "as_tensor" not in arg:
-            reader.fail(f"a graph input {arg!r} is not a tensor")
-        name = arg["as_tensor"]["name"]
-        node = env[name] = graph.placeholder(name)
-        shapes[node] = shape(name)
-        if name in specs:
-            tensors[node] = specs[name]
-    if user[0] not in env:
-        reader.fail(f"the user input {user[0]!r} is not a graph input")
-    for item in nodes:
-        target_name = str(item.get("target", ""))
-        op = target_name[len("torch.ops."):] if target_name.startswith("torch.ops.") else target_name
-        target = _aten_target(op)
-        meta = item.get("metadata") or {}
-        args, kwargs = [], {}
-        for inp in item.get("inputs", []):
-            value = _pt2_arg(reader, inp.get("arg"), env)
-            if inp.get("kind") == 2:
-                kwargs[inp["name"]] = value
-            else:
-                args.append(value)
-        # An op netmod does not know is kept under a stand-in that is never run, so that the walk refuses
-        # the first op it cannot place, in the graph's order, as for a live program.
-        node = graph.create_node("call_function", target or _unknown_aten_op, tuple(args), kwargs,
-                                 name=str(item.get("name")))
-        node.meta.update(stack_trace=meta.get("stack_trace"), aten_op=op,
-                         nn_module_stack=_pt2_module_stack(meta.get("nn_module_stack")))
-        outputs = item.get("outputs", [])
-        if len(outputs) == 1 and isinstance(outputs[0], dict) and "as_tensors" in outputs[0]:
-            outputs = [{"as_tensor": t} for t in outputs[0]["as_tensors"]] + [{"as_none": True}]  # a list
-        tensors_out = [o["as_tensor"]["name"] for o in outputs if isinstance(o, dict) and "as_tensor" in o]
-        if len(tensors_out) != len([o for o in outputs if not (isinstance(o, dict) and "as_none" in o)]):
-            reader.fail(f"node {node.name!r} has outputs {outputs!r}, not tensors")
-        if len(tensors_out) == 1 and len(outputs) == 1:
-            env[tensors_out[0]] = node
-            shapes[node] = shape(tensors_out[0])
-        elif tensors_out:
-            shapes[node] = shape(tensors_out[0])
-            for i, name in enumerate(tensors_out):
-                if name in used:
-                    part = env[name] = graph.create_node("call_function", operator.getitem, (node, i), name=name)
-                    shapes[part] = shape(name)
-        else:
-            shapes[node] = None
-    graph.output(tuple(_pt2_arg(reader, a, env) for a in g.get("outputs", [])))
-    return _AtenProgram(graph, shapes, tensors, env[user[0]], what)
+            tensors.update(reader.tensors("data/constants/model_constants_config.json", "data/constants/", "constant"))
+    return document, tensors
 
 
 def load_network(path, *, kernel_norm="l1", include="all", input_shape=None):
@@ -1023,7 +893,7 @@ def load_network(path, *, kernel_norm="l1", include="all", input_shape=None):
     >>> t.names, t.sizes, t.pairs
     (('0', '3'), (4, 2), ((0, 1),))
     """
-    from .tracing import _trace_aten, trace_network
+    from .tracing import trace_network, trace_serialized
 
     path = str(path)
     kind = _archive_kind(path)
@@ -1031,7 +901,9 @@ def load_network(path, *, kernel_norm="l1", include="all", input_shape=None):
         if input_shape is not None:
             raise ValueError(f"input_shape is for TorchScript archives; path {path!r} is a torch.export archive, "
                              f"which records its input shape")
-        return _trace_aten(_read_pt2(path), kernel_norm, include)
+        document, tensors = _read_pt2(path)
+        return trace_serialized(document, tensors, kernel_norm=kernel_norm, include=include,
+                                source=f"path {path!r} (a torch.export archive)")
     if kind == "pt2-legacy":
         raise ValueError(f"path {path!r} is a torch.export archive in the format of torch 2.6 and earlier, whose "
                          f"state is pickled; re-save it with torch.export.save from torch 2.7 or later")

@@ -1,6 +1,6 @@
-"""A PyTorch MLP's forward traced with torch.fx: its Linear layers in execution order, and a replay.
+"""A PyTorch model's forward traced with torch.fx (or read from torch.export's ATen graph) into layers.
 
-:func:`trace_mlp` is the one way a torch model becomes layers in netmod.
+:func:`trace_mlp` is the one way a torch MLP becomes layers in netmod.
 ``torch.fx`` records every operation of ``forward`` (modules, functions such
 as ``torch.relu`` and ``+``, tensor methods), so a skip connection or a
 concatenation written as plain code is seen and refused instead of being
@@ -10,6 +10,10 @@ kind of op (``_HANDLERS``) decides what an op does to them.
 
 :class:`MlpReplay` replays a traced MLP layer by layer with cached
 activations and low-rank updates, which lesion analysis needs.
+
+:func:`trace_network` gives any network's unit graph (REFERENCE.md 8) as weight blocks
+between layers; :func:`trace_exported` gives the same from a ``torch.export`` program's ATen
+graph, a second front end over the same walk (``_NetWalk``).
 
 This module imports torch at top level; netmod imports it only when a torch
 model is analysed, so ``import netmod`` stays torch-free. It imports no other
@@ -32,7 +36,7 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 __all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_exported", "trace_mlp",
-           "trace_network"]
+           "trace_network", "trace_serialized"]
 
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 _CHAIN = "netmod's MLP graph is a chain of Linear layers with elementwise operations between them"
@@ -2207,3 +2211,229 @@ def trace_exported(program: Any, *, kernel_norm: str = "l1", include: Any = "all
     if not isinstance(program, ExportedProgram):
         raise TypeError(f"program must be a torch.export.ExportedProgram, got {type(program).__name__}")
     return _trace_aten(_program_of(program), kernel_norm, include)
+
+
+# torch.export's serialization schema (torch/_export/serde/schema.py): ScalarType and MemoryFormat codes.
+_SERDE_DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16,
+                 7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
+_SERDE_MEMORY_FORMATS = {1: torch.contiguous_format, 2: torch.channels_last, 3: torch.channels_last_3d,
+                         4: torch.preserve_format}
+_SERDE_PLAIN = ("as_int", "as_ints", "as_float", "as_floats", "as_bool", "as_bools", "as_string", "as_strings")
+
+
+class _Serialized:
+    """Builds the fx graph of a serialized exported program (JSON, torch.export's schema); runs nothing."""
+
+    def __init__(self, document: Any, tensors: dict, source: str):
+        self.source, self.tensors = source, tensors
+        try:
+            module = document["graph_module"]
+            self.g, self.signature = module["graph"], module["signature"]
+            self.nodes, self.values = self.g["nodes"], self.g["tensor_values"]
+        except (KeyError, TypeError):
+            self.fail("it is not an exported program in torch.export's serialization schema")
+
+    def fail(self, why: str):
+        raise ValueError(f"{self.source} cannot be read: {why}")
+
+    def dim(self, value: Any, what: str) -> int:
+        if isinstance(value, dict) and isinstance(value.get("as_int"), int):
+            return value["as_int"]
+        raise ValueError(f"{self.source} was exported with dynamic shapes ({what} has the symbolic size {value!r}); "
+                         "netmod reads exported programs with static shapes: export without dynamic_shapes")
+
+    def shape(self, name: str) -> tuple:
+        meta = self.values.get(name)
+        if not isinstance(meta, dict):
+            self.fail(f"the graph has no metadata for the tensor {name!r}")
+        return tuple(self.dim(s, f"the tensor {name!r}") for s in meta.get("sizes", []))
+
+    def arg(self, arg: Any, env: dict) -> Any:
+        """A node argument as fx takes it: nodes for tensors, plain values for the rest."""
+        if not isinstance(arg, dict) or len(arg) != 1:
+            self.fail(f"a node argument {arg!r} is not in torch.export's schema")
+        (kind, value), = arg.items()
+
+        def tensor(v):
+            name = v.get("name") if isinstance(v, dict) else None
+            if name not in env:
+                self.fail(f"a node reads the tensor {name!r} before any node computes it")
+            return env[name]
+
+        def optional(v):
+            return None if isinstance(v, dict) and "as_none" in v else tensor(v.get("as_tensor"))
+
+        if kind == "as_none":
+            return None
+        if kind == "as_tensor":
+            return tensor(value)
+        if kind == "as_tensors":
+            return [tensor(v) for v in value]
+        if kind == "as_optional_tensors":
+            return [optional(v) for v in value]
+        if kind == "as_optional_tensor":
+            return optional(value)
+        if kind in _SERDE_PLAIN:
+            return list(value) if isinstance(value, list) else value
+        if kind in ("as_sym_int", "as_sym_ints"):
+            ints = [self.dim(v, "a node argument") for v in (value if kind == "as_sym_ints" else [value])]
+            return ints if kind == "as_sym_ints" else ints[0]
+        if kind == "as_scalar_type" and value in _SERDE_DTYPES:
+            return _SERDE_DTYPES[value]
+        if kind == "as_memory_format" and value in _SERDE_MEMORY_FORMATS:
+            return _SERDE_MEMORY_FORMATS[value]
+        if kind == "as_device":
+            return torch.device("cpu")  # the graph is read, never run on a device
+        if kind == "as_layout" and value == 7:
+            return torch.strided
+        self.fail(f"a node argument of kind {kind!r} ({value!r}) is not one netmod reads")
+
+    @staticmethod
+    def module_stack(text: Any) -> dict:
+        """The serialized nn_module_stack ("key,path,type;...") as fx's {key: (path, type)}."""
+        stack = {}
+        for item in (text if isinstance(text, str) else "").split(";"):
+            parts = item.split(",")
+            if len(parts) == 3:
+                stack[parts[0]] = (parts[1], parts[2])
+        return stack
+
+    def inputs(self) -> tuple:
+        """({placeholder name: (fqn, tensor)}, user input name) from the graph signature."""
+        specs, user = {}, []
+        fields = {"parameter": "parameter_name", "buffer": "buffer_name", "tensor_constant": "tensor_constant_name"}
+        for spec in self.signature.get("input_specs", []):
+            (kind, body), = spec.items()
+            if kind == "user_input":
+                arg = body.get("arg", {})
+                if "as_tensor" not in arg:
+                    raise ValueError(f"{self.source} takes a non-tensor input {arg!r}; netmod reads programs of one "
+                                     "tensor input")
+                user.append(arg["as_tensor"]["name"])
+            elif kind in fields:
+                fqn = body.get(fields[kind])
+                if fqn not in self.tensors:
+                    self.fail(f"the {kind} {fqn!r} of its graph signature is not stored")
+                specs[body["arg"]["name"]] = (fqn, self.tensors[fqn])
+            else:
+                raise ValueError(f"{self.source} takes a {kind} input, which netmod cannot read (it reads parameters, "
+                                 "buffers, tensor constants and one input tensor)")
+        for spec in self.signature.get("output_specs", []):
+            (kind, _), = spec.items()
+            if kind != "user_output":
+                raise ValueError(f"{self.source} has a {kind} output: it changes its state while it runs (a "
+                                 "BatchNorm in training mode?); export model.eval()")
+        if len(user) != 1:
+            raise ValueError(f"{self.source} must take exactly one tensor input, got {len(user)} user inputs")
+        return specs, user[0]
+
+    def program(self) -> _AtenProgram:
+        specs, user = self.inputs()
+        used = set()
+        for item in [*self.nodes, {"inputs": [{"arg": a} for a in self.g.get("outputs", [])]}]:
+            for inp in item.get("inputs", []):
+                arg = inp.get("arg", {})
+                for v in (arg.get("as_tensors") or arg.get("as_optional_tensors") or [arg.get("as_tensor") or {}]):
+                    if isinstance(v, dict):
+                        used.add((v.get("as_tensor") or v).get("name"))
+        graph, env, shapes, tensors = fx.Graph(), {}, {}, {}
+        for arg in self.g.get("inputs", []):
+            if "as_tensor" not in arg:
+                self.fail(f"a graph input {arg!r} is not a tensor")
+            name = arg["as_tensor"]["name"]
+            node = env[name] = graph.placeholder(name)
+            shapes[node] = self.shape(name)
+            if name in specs:
+                tensors[node] = specs[name]
+        if user not in env:
+            self.fail(f"the user input {user!r} is not a graph input")
+        for item in self.nodes:
+            self.node(item, graph, env, shapes, used)
+        graph.output(tuple(self.arg(a, env) for a in self.g.get("outputs", [])))
+        return _AtenProgram(graph, shapes, tensors, env[user], self.source)
+
+    def node(self, item: dict, graph: fx.Graph, env: dict, shapes: dict, used: set) -> None:
+        target_name = str(item.get("target", ""))
+        op = target_name[len("torch.ops."):] if target_name.startswith("torch.ops.") else target_name
+        meta = item.get("metadata") or {}
+        args, kwargs = [], {}
+        for inp in item.get("inputs", []):
+            value = self.arg(inp.get("arg"), env)
+            if inp.get("kind") == 2:
+                kwargs[inp["name"]] = value
+            else:
+                args.append(value)
+        # An op netmod does not know is kept under a stand-in that is never run, so that the walk refuses
+        # the first op it cannot place, in the graph's order, as for a live program.
+        node = graph.create_node("call_function", _aten_target(op) or _unknown_aten_op, tuple(args), kwargs,
+                                 name=str(item.get("name")))
+        node.meta.update(stack_trace=meta.get("stack_trace"), aten_op=op,
+                         nn_module_stack=self.module_stack(meta.get("nn_module_stack")))
+        outputs = item.get("outputs", [])
+        if len(outputs) == 1 and isinstance(outputs[0], dict) and "as_tensors" in outputs[0]:
+            outputs = [{"as_tensor": t} for t in outputs[0]["as_tensors"]] + [{"as_none": True}]  # a list
+        names = [o["as_tensor"]["name"] for o in outputs if isinstance(o, dict) and "as_tensor" in o]
+        if len(names) != len([o for o in outputs if not (isinstance(o, dict) and "as_none" in o)]):
+            self.fail(f"node {node.name!r} has outputs {outputs!r}, not tensors")
+        shapes[node] = self.shape(names[0]) if names else None
+        if len(names) == 1 and len(outputs) == 1:
+            env[names[0]] = node
+            return
+        for i, name in enumerate(names):  # a tuple: getitem nodes for the outputs read, as fx has them
+            if name in used:
+                part = env[name] = graph.create_node("call_function", operator.getitem, (node, i), name=name)
+                shapes[part] = self.shape(name)
+
+
+def trace_serialized(document: Any, tensors: dict, *, kernel_norm: str = "l1", include: Any = "all",
+                     source: str = "the serialized exported program") -> NetworkTrace:
+    """The NetworkTrace of a serialized exported program: the JSON graph of a .pt2 archive and its tensors.
+
+    What :func:`trace_exported` computes from an ExportedProgram, computed from the program as
+    ``torch.export.save`` writes it: ``document`` is its ``models/model.json`` (torch.export's
+    serialization schema: the ATen graph, each tensor's shape, the graph signature) and ``tensors``
+    its parameters, buffers and constants by name. Nothing is run or unpickled: op names are looked
+    up in netmod's own tables of ATen ops, and an op not there is refused by name when the walk
+    reaches it. :func:`netmod.torch_models.load_network` reads both from a file safely.
+
+    Parameters
+    ----------
+    document : dict
+        The parsed JSON of ``models/model.json``.
+    tensors : dict of str to torch.Tensor
+        Every parameter, buffer and tensor constant the graph signature names.
+    kernel_norm, include
+        As for :func:`trace_network`.
+    source : str
+        How error messages name the program (a file's path).
+
+    Returns
+    -------
+    NetworkTrace
+
+    Raises
+    ------
+    ValueError
+        For a document outside the schema, dynamic shapes, a signature netmod cannot read, and all
+        that :func:`trace_exported` refuses.
+
+    Examples
+    --------
+    >>> import io, json, zipfile, torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_serialized
+    >>> m = nn.Sequential(nn.Linear(3, 2))
+    >>> buf = io.BytesIO()
+    >>> torch.export.save(torch.export.export(m.eval(), (torch.zeros(1, 3),)), buf)
+    >>> name = next(n for n in zipfile.ZipFile(buf).namelist() if n.endswith("models/model.json"))
+    >>> document = json.loads(zipfile.ZipFile(buf).read(name))
+    >>> t = trace_serialized(document, dict(m.state_dict()))
+    >>> t.names, t.sizes, t.blocks[0].shape
+    (('input', '0'), (3, 2), (3, 2))
+    """
+    if not isinstance(document, dict):
+        raise TypeError(f"document must be the dict of a parsed models/model.json, got {type(document).__name__}")
+    if not (isinstance(tensors, dict) and all(isinstance(t, torch.Tensor) for t in tensors.values())):
+        raise TypeError("tensors must be a dict of names to torch.Tensor")
+    _check_settings(kernel_norm, include)
+    return _trace_aten(_Serialized(document, tensors, source).program(), kernel_norm, include)
