@@ -1897,6 +1897,12 @@ def _aten_refuse(prog: _AtenProgram, node: fx.Node, why: str) -> ValueError:
     return _aten_error(prog.what, _aten_name(node), node.name, node.meta, why)
 
 
+def _aten_in_place(name: str) -> bool:
+    """Whether an ATen op ("aten.add_.Tensor") writes into its first argument."""
+    parts = name.split(".")
+    return len(parts) == 3 and parts[1].endswith("_")
+
+
 class _AtenWalk:
     """Reads each ATen op's weights and settings and drives a _NetWalk."""
 
@@ -1932,7 +1938,7 @@ class _AtenWalk:
             if n in self.w.values:
                 data.append(n)
             elif n in self.weights:
-                if n not in allowed_weights and _aten_name(node).split(".")[-2].endswith("_"):
+                if n not in allowed_weights and _aten_in_place(_aten_name(node)):
                     raise self.refuse(node, f"changes the parameter or buffer {self.weights[n][0]!r} in place "
                                             "while it runs (a BatchNorm in training mode?): export model.eval()")
                 if n not in allowed_weights:
@@ -1956,6 +1962,9 @@ class _AtenWalk:
             if node in prog.tensors:
                 self.weights[node] = prog.tensors[node]
                 return None
+            if node is not prog.user_input:
+                raise ValueError(f"{prog.what} takes the input {node.name!r}, which its signature does not name as "
+                                 "a parameter, buffer, constant or its one tensor input")
             shape = prog.shapes.get(node)
             if shape is None or len(shape) < 2:
                 raise ValueError(f"{prog.what} must take one batch of shape (N, features) or (N, channels, ...), "
@@ -1994,7 +2003,7 @@ class _AtenWalk:
             sign = _ATEN_ADD[name] * _dim_arg(node, 2, "alpha", 1)
             if len(data) > 2:
                 raise self.refuse(node, "adds more than two tensors in one op")
-            return w.add(node, sign, in_place=name.split(".")[1].endswith("_"))
+            return w.add(node, sign, in_place=_aten_in_place(name))
         if name == "aten.cat.default":
             return w.cat(node)
         if len(data) > 1:
@@ -2028,8 +2037,12 @@ class _AtenWalk:
             names = [self.weights[n][0] for n in weights]
             # weight_orig * weight_mask (pruning) is named for the layer, not its mask.
             name = next((n for n in names if _layer_name(n) != n), names[0])
-            with torch.no_grad():
-                self.weights[node] = (name, node.target(*args, **kwargs))
+            try:
+                with torch.no_grad():
+                    self.weights[node] = (name, node.target(*args, **kwargs))
+            except (RuntimeError, TypeError, ValueError) as err:
+                raise self.refuse(node, f"cannot be computed on the parameters it reads ({type(err).__name__}: "
+                                        f"{str(err).splitlines()[0] if str(err) else ''})") from err
             return None
         if inputs and name not in _ATEN_CREATE and not all(n in self.consts for n in inputs):
             raise self.refuse(node, "computes from tensors netmod cannot place")
