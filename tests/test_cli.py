@@ -151,3 +151,145 @@ def test_null_command_runs_as_a_program(saved):
     bad = subprocess.run([sys.executable, "-m", "netmod", "null", str(state) + ".missing"], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+# --- networks: .pt2 (torch.export) and TorchScript CNNs, --include / --kernel-norm ---------------------
+
+
+def reference_graph(model, x, include, kernel_norm):
+    """The graph the CLI should build, from the live model's trace: a chain of blocks into from_layers."""
+    from netmod.tracing import trace_network
+
+    t = trace_network(model, example_input=x, include=include, kernel_norm=kernel_norm)
+    assert t.pairs == tuple((i, i + 1) for i in range(len(t.sizes) - 1))
+    return netmod.from_layers(list(t.blocks), names=list(t.names)), t
+
+
+def save_pt2(model, x, path):
+    torch.export.save(torch.export.export(model.eval(), (x,)), path)
+    return path
+
+
+@pytest.fixture()
+def small_cnn(cnn_models):
+    torch.manual_seed(0)
+    return cnn_models.small_cnn(width=0.25).eval(), torch.zeros(1, 1, 28, 28)
+
+
+def test_compare_pt2_conv_graph_matches_library(small_cnn, tmp_path, capsys):
+    model, x = small_cnn
+    path = save_pt2(model, x, tmp_path / "cnn.pt2")
+    argv = ["compare", str(path), "--include", "conv", "--kernel-norm", "l2", "--n-clusters", "3", "--seed", "2"]
+    assert main([*argv, "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    graph, _ = reference_graph(model, x, "conv", "l2")
+    want = netmod.compare(graph, n_clusters=3, seed=2).to_dict()
+    def timeless(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert timeless(got["rows"]) == timeless(json.loads(json.dumps(want["rows"]))) and len(got["rows"]) == 4
+    assert got["partitions"]["spectral"]["labels"] == want["partitions"]["spectral"]["labels"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{path}: layers 0 (16), 2 (16), 5 (16); 48 units, 512 non-zero edges; kernel norm l2, "
+                           f"include conv\n")
+
+
+@pytest.mark.parametrize("kind", ["pt2", "torchscript"])
+def test_null_vgg_conv_graph_matches_shuffle_null(cnn_models, tmp_path, capsys, kind):
+    torch.manual_seed(1)
+    model, x = cnn_models.vgg16_cifar(width=0.125).eval(), torch.zeros(1, 3, 32, 32)
+    if kind == "pt2":
+        path = save_pt2(model, x, tmp_path / "vgg.pt2")
+    else:
+        path = tmp_path / "vgg.pt"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(model), str(path))
+    argv = ["null", str(path), "--include", "conv", "--kernel-norm", "induced-l1", "--shuffles", "6",
+            "--n-clusters", "4", "--seed", "3", "--threads", "1", "--json"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    graph, trace = reference_graph(model, x, "conv", "induced-l1")
+    ref = netmod.shuffle_null(graph, n_shuffles=6, shuffle="layer", n_clusters=4, seed=3, progress=False)
+    assert record["layer_names"] == list(trace.names) and len(trace.names) == 13
+    assert record["layer_sizes"] == list(trace.sizes) and record["kernel_norm"] == "induced-l1"
+    assert record["include"] == "conv" and record["layer_kinds"] == ["conv2d"] * 13
+    assert record["observed"] == ref.observed and record["nulls"]["layer"]["samples"] == ref.samples.tolist()
+
+
+def test_null_torchscript_cnn_table_names_layers_units_and_norm(small_cnn, tmp_path, capsys):
+    model, _ = small_cnn
+    path = tmp_path / "cnn.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(model), str(path))
+    assert main(["null", str(path), "--shuffles", "3", "--n-clusters", "3", "--input-shape", "1,28,28"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert head == (f"{path}: layers input (1), 0 (16), 2 (16), 5 (16), 9 (128), 11 (10); 187 units, 3856 non-zero "
+                    "edges; kernel norm l1, include all; spectral clustering k=3, seed 0")
+    assert "MLP" not in head
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--include", "conv"], "--include apply to networks saved as .pt2 (torch.export) or TorchScript CNNs; "),
+    (["--kernel-norm", "l2", "--input-shape", "1,2"], "--kernel-norm and --input-shape apply to networks"),
+])
+def test_network_options_are_refused_for_mlp_files(saved, capsys, args, message):
+    _, state, script = saved
+    for path in (state, script):
+        assert main(["null", str(path), *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and f"{path} is an MLP file" in err and err.count("\n") == 1, err
+
+
+def test_network_files_bad_settings_exit_2(small_cnn, tmp_path, capsys):
+    model, x = small_cnn
+    path = save_pt2(model, x, tmp_path / "cnn.pt2")
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    for argv, message in (
+        (["compare", str(path), "--include", "filters"], "argument --include: invalid choice: 'filters'"),
+        (["compare", str(path), "--sizes", "1,16"],
+         "sizes [1, 16] do not match the saved layers [1, 16, 16, 16, 128, 10]"),
+        (["compare", str(path), "--input-shape", "1,28,28"], "input_shape is for TorchScript archives"),
+        (["null", str(tmp_path / "state.pt")], "is a state_dict of a convolutional network (conv kernels 0.weight "),
+    ):
+        if "invalid choice" in message:
+            with pytest.raises(SystemExit) as info:
+                main(argv)
+            assert info.value.code == 2
+        else:
+            assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_null_refuses_a_crafted_pt2_and_runs_no_code(small_cnn, tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    monkeypatch.chdir(tmp_path)
+    model, x = small_cnn
+    good = save_pt2(model, x, tmp_path / "good.pt2")
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "evil.pt2", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            dst.writestr(item, pickle.dumps(_RunsCode()) if item.filename.endswith("sample_inputs/model.pt") else data)
+    assert main(["null", str(tmp_path / "evil.pt2"), "--include", "conv"]) == 2
+    err = capsys.readouterr().err
+    assert "not a weights-only pickle" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_null_resnet18_pt2(cnn_models, tmp_path, capsys):
+    torch.manual_seed(2)
+    model, x = cnn_models.resnet18(n_classes=10, width=0.125).eval(), torch.zeros(1, 3, 32, 32)
+    path = save_pt2(model, x, tmp_path / "r18.pt2")
+    assert main(["null", str(path), "--include", "conv", "--shuffles", "4", "--n-clusters", "4", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert len(record["layer_names"]) == 20 and record["n_units"] == sum(record["layer_sizes"])
+    # The same numbers as the library on the live model (a residual net: the block kernel, not a chain).
+    graph = netmod.from_torch(model, example_input=x, include="conv")
+    assert any(d - s > 1 for s, d in graph["layer_pairs"])
+    null = netmod.shuffle_null(graph, n_shuffles=4, n_clusters=4, seed=0, progress=False)
+    assert record["observed"] == null.observed
+    assert record["nulls"]["layer"]["samples"] == null.samples.tolist()

@@ -238,3 +238,129 @@ def test_torchscript_weights_are_read_without_running_torchscript(tmp_path, monk
     expected = [m.weight.detach().double().numpy().T for m in model if isinstance(m, torch.nn.Linear)]
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(g, e)
+
+
+def _rewrite_zip(src, dst, replace):
+    """A copy of the zip ``src`` with the entries for which ``replace(name, data)`` returns bytes replaced."""
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
+        for item in a.infolist():
+            data = a.read(item.filename)
+            new = replace(item.filename, data)
+            b.writestr(item, data if new is None else new)
+    return dst
+
+
+def _hostile_pt2(tmp_path):
+    """Real torch.export archives with a pickle that runs code where torch.export.load would unpickle it."""
+    import json
+
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "PWNED"
+    payload = pickle.dumps(_RunsCode(marker), protocol=2)
+    good = tmp_path / "good.pt2"
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(), torch.nn.Conv2d(3, 2, 1)).eval()
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 2, 5, 5),)), good)
+    files = {}
+    # The sample inputs: torch.export.load tries weights_only=True, then falls back to weights_only=False.
+    files["sample_inputs"] = _rewrite_zip(good, tmp_path / "sample.pt2",
+                                          lambda n, d: payload if n.endswith("data/sample_inputs/model.pt") else None)
+
+    # A weight marked use_pickle: torch.export.load unpickles it with weights_only=False.
+    def pickled_weight(name, data):
+        if name.endswith("model_weights_config.json"):
+            config = json.loads(data)
+            config["config"]["0.weight"]["use_pickle"] = True
+            return json.dumps(config).encode()
+        return payload if name.endswith("data/weights/weight_0") else None
+
+    files["weight"] = _rewrite_zip(good, tmp_path / "weight.pt2", pickled_weight)
+
+    # A custom-object constant: torch.export.load unpickles it with torch._C._pickle_load_obj / pickle.loads.
+    def pickled_constant(name, data):
+        if name.endswith("model_constants_config.json"):
+            return json.dumps({"config": {"obj": {"path_name": "opaque_obj_0", "is_param": False,
+                                                  "use_pickle": True, "tensor_meta": None}}}).encode()
+        return None
+
+    files["constant"] = _rewrite_zip(good, tmp_path / "constant.pt2", pickled_constant)
+    with zipfile.ZipFile(files["constant"], "a") as z:
+        root = z.namelist()[0].split("/")[0]
+        z.writestr(f"{root}/data/constants/opaque_obj_0", payload)
+    # Compiled AOTInductor code, which torch.export.load loads as a library.
+    files["aoti"] = _rewrite_zip(good, tmp_path / "aoti.pt2", lambda n, d: None)
+    with zipfile.ZipFile(files["aoti"], "a") as z:
+        root = z.namelist()[0].split("/")[0]
+        z.writestr(f"{root}/data/aotinductor/model/model.so", b"\x7fELF")
+    return good, files, marker
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("sample_inputs", r"its data/sample_inputs/model.pt is not a weights-only pickle .*Unsupported global: GLOBAL "
+                      r"exec"),
+    ("weight", r"the weight '0.weight' is stored as a pickle .*never unpickles"),
+    ("constant", r"the constant 'obj' is stored as a pickle \('opaque_obj_0'"),
+    ("aoti", r"it holds AOTInductor-compiled code"),
+])
+def test_load_network_refuses_a_crafted_pt2(tmp_path, monkeypatch, kind, message):
+    from netmod.torch_models import load_network
+
+    monkeypatch.chdir(tmp_path)
+    good, files, marker = _hostile_pt2(tmp_path)
+    assert load_network(good).names == ("input", "0", "2")  # the untouched archive reads
+    with pytest.raises(ValueError, match=r"is not a torch.export archive netmod can read safely: " + message):
+        load_network(files[kind])
+    assert not marker.exists()
+
+
+def test_pt2_is_read_without_torch_export_load(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from netmod.torch_models import load_network
+
+    good, _, _ = _hostile_pt2(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.export.load unpickles parts of the archive with weights_only=False")
+
+    monkeypatch.setattr(torch.export, "load", refuse)
+    monkeypatch.setattr(torch.export.pt2_archive._package, "load_pt2", refuse)
+    assert load_network(good).sizes == (2, 3, 2)
+
+
+@pytest.mark.parametrize("kind", ["script", "fake_script"])
+def test_load_network_refuses_a_crafted_torchscript(tmp_path, monkeypatch, kind):
+    from netmod.torch_models import load_network
+
+    monkeypatch.chdir(tmp_path)
+    files, marker = _hostile_files(tmp_path)
+    with pytest.raises(ValueError, match="is not a loadable TorchScript archive .*never run"):
+        load_network(files[kind])
+    assert not marker.exists()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_torchscript_constants_are_read_as_literals_never_run(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from netmod.torch_models import load_network
+
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "PWNED"
+    scripted = tmp_path / "cnn.pt"
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, stride=2), torch.nn.ReLU(), torch.nn.Conv2d(3, 2, 1))
+    torch.jit.save(torch.jit.script(model), scripted)
+    assert load_network(scripted, input_shape=(2, 9, 9)).sizes == (2, 3, 2)
+    code = f"__import__('pathlib').Path({str(marker)!r}).write_text('pwned')"
+
+    def inject(name, data):
+        # TorchScript names the class conv.py or conv/___torch_mangle_N.py, as other scripted Conv2d came first.
+        if "/code/__torch__/torch/nn/modules/conv" in name and name.endswith(".py"):
+            return data.replace(b"stride : Final[Tuple[int, int]] = (2, 2)",
+                                f"stride : Final[Tuple[int, int]] = {code}".encode())
+        return None
+
+    crafted = _rewrite_zip(scripted, tmp_path / "crafted.pt", inject)
+    with zipfile.ZipFile(crafted) as z:
+        assert sum(b"__import__" in z.read(n) for n in z.namelist() if n.endswith(".py")) == 1
+    with pytest.raises(ValueError, match=r"constant line .stride : Final\[Tuple\[int, int\]\] = __import__.* of module "
+                                         r"'0' is not a literal"):
+        load_network(crafted, input_shape=(2, 9, 9))
+    assert not marker.exists()

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -174,14 +175,11 @@ def test_torchscript_of_a_sequential_is_accepted(tmp_path):
     assert_weights(got, transposed(model[1], model[3], model[5][0], model[6]))
 
 
-@pytest.mark.parametrize("extra", ["batchnorm", "conv", "layernorm", "orphan-bias", "pruned-without-mask"])
+@pytest.mark.parametrize("extra", ["batchnorm", "layernorm", "orphan-bias", "pruned-without-mask"])
 def test_state_dicts_with_other_than_linear_tensors_are_refused(tmp_path, extra):
     if extra == "batchnorm":
         model = nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
         state, match = model.state_dict(), r"1\.running_mean \(1-D\)"
-    elif extra == "conv":
-        model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
-        state, match = model.state_dict(), r"0\.weight \(4-D\)"
     elif extra == "layernorm":
         model = nn.Sequential(nn.Linear(6, 5), nn.LayerNorm(5), nn.Linear(5, 3))
         state, match = model.state_dict(), r"1\.weight \(1-D\)"
@@ -197,3 +195,144 @@ def test_state_dicts_with_other_than_linear_tensors_are_refused(tmp_path, extra)
     with pytest.raises(ValueError, match=match) as info:
         load_weights(tmp_path / "m.pt")
     assert "netmod.from_torch" in str(info.value)
+
+
+# --- networks: TorchScript nn.Sequential CNNs rebuilt from their attributes, CNN state_dicts refused ---
+
+
+def script(model, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(model), str(path))
+    return path
+
+
+def random_bn(model, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                if m.affine:
+                    m.weight.copy_(torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.1)
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+    return model
+
+
+def settings_net():
+    """Non-default settings everywhere: strides, dilation, 'same' and reflect padding, groups, BN eps and
+    affine=False, ceil_mode, count_include_pad, activation parameters, a nested Sequential."""
+    return random_bn(nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=2, dilation=2, groups=2, padding_mode="reflect"),
+        nn.BatchNorm2d(4, eps=1e-3, momentum=0.3), nn.LeakyReLU(0.2),
+        nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        nn.Sequential(nn.Conv2d(4, 6, 3, padding="same", bias=False), nn.BatchNorm2d(6, affine=False), nn.ELU(0.5)),
+        nn.ZeroPad2d((1, 0, 2, 1)), nn.AvgPool2d(2, count_include_pad=False), nn.Hardtanh(-2.0, 3.0),
+        nn.AdaptiveAvgPool2d((2, 3)), nn.Dropout2d(0.3), nn.Flatten(), nn.Linear(36, 5), nn.Softmax(dim=1),
+    ))
+
+
+def cnns(cnn_models):
+    torch.manual_seed(0)
+    return {
+        "small_cnn": (cnn_models.small_cnn(width=0.25), (1, 28, 28)),
+        "vgg16_cifar": (random_bn(cnn_models.vgg16_cifar(width=0.125)), (3, 32, 32)),
+        "settings": (settings_net(), (2, 17, 19)),
+        "conv1d": (random_bn(nn.Sequential(nn.Conv1d(3, 4, 5, stride=2), nn.BatchNorm1d(4), nn.ReLU(),
+                                           nn.MaxPool1d(2), nn.Conv1d(4, 2, 1))), (3, 30)),
+        "conv3d": (nn.Sequential(nn.Conv3d(1, 2, 3), nn.ReLU(), nn.AdaptiveMaxPool3d(2), nn.Flatten(),
+                                 nn.Linear(16, 3)), (1, 6, 6, 6)),
+    }
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "vgg16_cifar", "settings", "conv1d", "conv3d"])
+def test_torchscript_cnn_gives_the_live_models_trace(name, cnn_models, tmp_path):
+    from netmod.torch_models import load_network
+    from netmod.tracing import trace_network
+
+    model, shape = cnns(cnn_models)[name]
+    model.eval()
+    path = script(model, tmp_path / "m.pt")
+    x = torch.zeros(1, *shape)
+    for include, norm in (("all", "l1"), ("conv", "l2")):
+        want = trace_network(model, example_input=x, include=include, kernel_norm=norm)
+        for got in (load_network(path, include=include, kernel_norm=norm, input_shape=shape),
+                    *((load_network(path, include=include, kernel_norm=norm),) if name != "settings" else ())):
+            assert (got.names, got.kinds, got.sizes, got.pairs) == (want.names, want.kinds, want.sizes, want.pairs)
+            assert got.folded == want.folded
+            for a, b in zip(got.blocks, want.blocks):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
+def test_torchscript_cnn_is_rebuilt_as_an_equivalent_sequential(cnn_models, tmp_path):
+    from netmod.torch_models import _script_network
+
+    for name, (model, shape) in cnns(cnn_models).items():
+        model.eval()
+        rebuilt = _script_network(str(script(model, tmp_path / f"{name}.pt"))).eval()
+        assert [type(m) for m in rebuilt.modules()] == [type(m) for m in model.modules()]
+        x = torch.randn(3, *shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            torch.testing.assert_close(rebuilt(x), model(x), rtol=0, atol=0)
+
+
+def test_torchscript_cnn_input_shape_is_inferred_or_checked(cnn_models, tmp_path):
+    from netmod.torch_models import load_network
+
+    model, _ = cnns(cnn_models)["small_cnn"]
+    path = script(model.eval(), tmp_path / "m.pt")
+    assert load_network(path).sizes[0] == 1  # 28x28, the smallest square the Linear layer fits
+    with pytest.raises(ValueError, match=r"input_shape must be a tuple of positive ints .*got \(1, 0, 28\)"):
+        load_network(path, input_shape=(1, 0, 28))
+    with pytest.raises(ValueError, match="could not be passed through model"):
+        load_network(path, input_shape=(1, 20, 20))
+    wide = script(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(7, 2)), tmp_path / "w.pt")
+    with pytest.raises(ValueError, match=r"no input of 1 channels and equal sides 1\.\.1024 runs .*pass input_shape"):
+        load_network(wide)
+
+
+def test_torchscript_custom_forward_is_refused_pointing_to_torch_export(tmp_path):
+    from netmod.torch_models import load_network
+
+    path = script(ScriptedCustom(), tmp_path / "s.pt")
+    with pytest.raises(ValueError, match=r"ScriptedCustom, not of an nn.Sequential.*cannot be read without running "
+                                         r"it.*torch\.export\.save\(torch\.export\.export\(model\.eval\(\)"):
+        load_network(path)
+    path = script(nn.Sequential(nn.Conv2d(2, 2, 1), ScriptedCustom()), tmp_path / "t.pt")
+    with pytest.raises(ValueError, match=r"module '1' is a \S*ScriptedCustom, not a built-in torch.nn module.*"
+                                         r"torch\.export"):
+        load_network(path)
+    with pytest.raises(ValueError, match=r"of an nn.Sequential.*torch\.export"):
+        load_weights(script(ScriptedCustom(), tmp_path / "u.pt"))
+
+
+def test_cnn_state_dict_is_refused_saying_what_to_save(tmp_path):
+    from netmod.torch_models import load_network
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"state_dict of a convolutional network \(conv kernels 0\.weight "
+                                         r"\(2, 1, 3, 3\); 8 other tensors: 0\.bias, 1\.weight, .*"
+                                         r"cannot say the architecture.*"
+                                         r"torch\.export\.save\(.*'model\.pt2'\).*TorchScript of an nn\.Sequential"):
+        load_weights(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"not a torch.export \(.pt2\) or TorchScript archive; a state_dict .*cannot "
+                                         r"say the architecture"):
+        load_network(tmp_path / "m.pt")
+
+
+def test_load_weights_points_a_cnn_torchscript_to_load_network(tmp_path):
+    path = script(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3)), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"archive of a network whose module '0' is a Conv2d, not an MLP; read it "
+                                         r"with netmod\.torch_models\.load_network"):
+        load_weights(path)
+
+
+def test_pt2_takes_no_input_shape(tmp_path):
+    from netmod.torch_models import load_network
+
+    m = nn.Sequential(nn.Conv2d(1, 2, 3)).eval()
+    torch.export.save(torch.export.export(m, (torch.zeros(1, 1, 5, 5),)), tmp_path / "m.pt2")
+    assert load_network(tmp_path / "m.pt2").sizes == (1, 2)
+    with pytest.raises(ValueError, match="input_shape is for TorchScript archives"):
+        load_network(tmp_path / "m.pt2", input_shape=(1, 5, 5))

@@ -2,6 +2,8 @@
 
 Every expected block is built here from the modules' own weight tensors with explicit loops
 over kernel slices and numpy's norms (REFERENCE.md 8), independently of netmod's code.
+The torch.export route (trace_exported on the program, load_network on its .pt2 file) must give
+the NetworkTrace that trace_network gives on the live module, for every architecture here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from netmod.tracing import trace_mlp, trace_network  # noqa: E402
+from netmod.torch_models import load_network  # noqa: E402
+from netmod.tracing import trace_exported, trace_mlp, trace_network, trace_serialized  # noqa: E402
 
 NORMS = ("l1", "l2", "induced-l1", "spectral")
 
@@ -425,3 +428,203 @@ def test_architectures_trace(cnn_models):
     block = cnn_models.InceptionBlock()
     t = trace_network(block, example_input=torch.zeros(1, 192, 8, 8))
     assert t.sizes[0] == 192 and sum(t.sizes[i] for i, k in enumerate(t.kinds) if k != "input") > 0
+
+
+# --- the torch.export route: the same NetworkTrace from the exported ATen graph and from the .pt2 file ---
+
+
+class Branch(nn.Module):
+    """A BatchNorm on one branch of a layer's output: it folds into the reader, not the layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.b, self.c = nn.Conv2d(4, 2, 3, padding=1), nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(F.relu(self.bn(h))) + self.c(h)
+
+
+def with_random_bn(model, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            randomise_bn(m, gen)
+    return model
+
+
+def functional_net():
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(4, 5, 3, padding=1), nn.Tanh(), nn.Dropout(0.3), nn.AdaptiveAvgPool2d((2, 2)),
+                        nn.Flatten(), nn.Linear(20, 6), nn.ReLU(), nn.Linear(6, 3))
+    return Functional(with_random_bn(seq))
+
+
+# name -> builder(cnn_models) -> (model, example input); widths cut so that the tests stay fast.
+EXPORTED = {
+    "small_cnn": lambda c: (c.small_cnn(width=0.25), torch.randn(1, 1, 28, 28)),
+    "vgg16_cifar": lambda c: (with_random_bn(c.vgg16_cifar(width=0.125)), torch.randn(1, 3, 32, 32)),
+    "resnet18": lambda c: (with_random_bn(c.resnet18(n_classes=10, width=0.125)), torch.randn(1, 3, 32, 32)),
+    "inception": lambda c: (c.InceptionBlock(16, 4, (4, 6), (2, 3), 3), torch.randn(1, 16, 8, 8)),
+    "residual_identity": lambda c: (ResidualIdentity(), torch.randn(2, 3, 8, 8)),
+    "residual_projection": lambda c: (ResidualProjection(), torch.randn(1, 3, 9, 9)),
+    "concat": lambda c: (Concat(), torch.randn(1, 3, 6, 6)),
+    "batchnorm_branch": lambda c: (with_random_bn(Branch()), torch.randn(1, 3, 6, 6)),
+    "batchnorm_input": lambda c: (with_random_bn(nn.Sequential(nn.BatchNorm2d(3), nn.Conv2d(3, 4, 3))),
+                                  torch.randn(1, 3, 6, 6)),
+    "functional": lambda c: (functional_net(), torch.randn(2, 3, 8, 8)),
+    "depthwise": lambda c: (nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4, padding=1),
+                                          nn.ReLU6(), nn.Conv2d(4, 6, 1, groups=2)), torch.randn(1, 3, 7, 7)),
+    "bn1d_mlp": lambda c: (with_random_bn(nn.Sequential(nn.Flatten(), nn.Linear(12, 5, bias=False),
+                                                        nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2, bias=False))),
+                           torch.randn(2, 1, 3, 4)),
+}
+
+
+def export(model, x, ir):
+    """torch.export of the model in eval mode: its ATen graph as exported, or decomposed to core ATen."""
+    program = torch.export.export(model.eval(), (x,))
+    return program.run_decompositions() if ir == "core" else program
+
+
+def assert_same_trace(got, want):
+    assert (got.names, got.kinds, got.sizes, got.pairs) == (want.names, want.kinds, want.sizes, want.pairs)
+    assert (got.kernel_norm, got.folded, got.unused) == (want.kernel_norm, want.folded, want.unused)
+    for (s, d), a, b in zip(want.pairs, got.blocks, want.blocks):
+        assert a.shape == b.shape == (want.sizes[s], want.sizes[d])
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, err_msg=f"{want.names[s]} -> {want.names[d]}")
+
+
+@pytest.mark.parametrize("ir", ["export", "core"])
+@pytest.mark.parametrize("name", sorted(EXPORTED))
+def test_exported_program_and_pt2_file_give_the_live_trace(name, ir, cnn_models, tmp_path):
+    torch.manual_seed(12)
+    model, x = EXPORTED[name](cnn_models)
+    program = export(model, x, ir)
+    path = tmp_path / f"{name}.pt2"
+    torch.export.save(program, path)
+    settings = [("all", "l1"), ("all", "spectral"), ("conv", "induced-l1"), ("linear", "l2")]
+    checked = 0
+    for include, norm in settings:
+        kinds = {k for k in trace_network(model, example_input=x).kinds}
+        if (include == "conv" and not any(k.startswith("conv") for k in kinds)) or (
+                include == "linear" and "linear" not in kinds):
+            continue
+        want = trace_network(model, example_input=x, include=include, kernel_norm=norm)
+        assert_same_trace(trace_exported(program, include=include, kernel_norm=norm), want)
+        assert_same_trace(load_network(path, include=include, kernel_norm=norm), want)
+        checked += 1
+    assert checked >= 2
+
+
+def test_pt2_residual_block_against_numpy(tmp_path):
+    # Independent of trace_network: the blocks of a file read back are the numpy constructions.
+    torch.manual_seed(0)
+    m = ResidualIdentity()
+    torch.export.save(export(m, torch.zeros(2, 3, 8, 8), "export"), tmp_path / "m.pt2")
+    t = load_network(tmp_path / "m.pt2", kernel_norm="l2")
+    assert t.names == ("input", "a", "b", "c") and t.kinds == ("input", "conv2d", "conv2d", "conv2d")
+    check(t, {("input", "a"): conv_block(m.a, "l2"), ("a", "b"): conv_block(m.b, "l2"),
+              ("a", "c"): conv_block(m.c, "l2"), ("b", "c"): conv_block(m.c, "l2")})
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_exported_conv1d_and_conv3d(norm):
+    torch.manual_seed(13)
+    for model, x in ((nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(3, 2, 1)),
+                      torch.randn(1, 2, 9)),
+                     (nn.Sequential(nn.Conv3d(2, 3, 3), nn.AvgPool3d(2), nn.Conv3d(3, 2, 1)),
+                      torch.randn(1, 2, 6, 6, 6))):
+        want = trace_network(model, example_input=x, kernel_norm=norm)
+        for ir in ("export", "core"):
+            assert_same_trace(trace_exported(export(model, x, ir), kernel_norm=norm), want)
+
+
+def test_exported_pruned_layer_is_named_for_its_module():
+    from torch.nn.utils import prune
+
+    torch.manual_seed(14)
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    prune.l1_unstructured(m[2], "weight", 0.5)
+    x = torch.randn(1, 3, 8, 8)
+    t = trace_exported(export(m, x, "export"))
+    assert t.names == ("input", "0", "2")
+    assert_same_trace(t, trace_network(m, example_input=x))
+    k = (m[2].weight_orig * m[2].weight_mask).detach().double().numpy()
+    masked = np.array([[np.abs(k[j, i]).sum() for j in range(2)] for i in range(4)])
+    np.testing.assert_allclose(t.blocks[1], masked, rtol=1e-12)
+    assert not np.allclose(masked, np.abs(m[2].weight_orig.detach().double().numpy()).sum(axis=(2, 3)).T)
+
+
+class ParameterGate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(2, 2, 1)
+        self.p = nn.Parameter(torch.ones(1, 2, 1, 1))
+
+    def forward(self, x):
+        return self.c(x) * self.p
+
+
+@pytest.mark.parametrize("route", ["program", "file"])
+@pytest.mark.parametrize(
+    "model, x, match",
+    [
+        (Attention(), torch.zeros(3, 8), r"ATen op 'aten\.unsqueeze\.default' \(node 'unsqueeze', in the forward of "
+                                         r"module 'att'.*is not known to keep channels in place"),
+        (nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 2)), torch.zeros(2, 3, dtype=torch.long),
+         r"'aten\.embedding\.default'.*is not an op netmod knows.*include='conv'"),
+        (nn.Sequential(nn.Conv2d(2, 3, 1), nn.GroupNorm(1, 3), nn.Conv2d(3, 1, 1)), torch.zeros(1, 2, 4, 4),
+         r"'aten\.group_norm\.default'"),
+        (Gate(), torch.zeros(1, 2, 4, 4), r"'aten\.mul\.Tensor'.*gating or attention"),
+        (Slice(), torch.zeros(1, 2, 4, 4), r"'aten\.slice\.Tensor'.*a slice of the channels"),
+        (Shared(), torch.zeros(1, 2, 4, 4), r"Conv2d 'a' is called again in forward \(nodes 'conv2d' and 'conv2d_1'\)"),
+        (SpatialCat(), torch.zeros(1, 2, 4, 4), "concatenates along dim 2"),
+        (nn.Sequential(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2, track_running_stats=False)), torch.zeros(1, 2, 4, 4),
+         "without running statistics"),
+        (nn.Sequential(nn.Conv2d(2, 3, 3), nn.Linear(2, 2)), torch.zeros(1, 2, 4, 4), "flatten first"),
+        (nn.Sequential(nn.ConvTranspose2d(2, 3, 3)), torch.zeros(1, 2, 4, 4), "is a transposed convolution"),
+        (ParameterGate(), torch.zeros(1, 2, 4, 4), r"reads the parameter or buffer 'p' itself in ATen op "
+                                                   r"'aten\.mul\.Tensor'"),
+    ],
+)
+def test_exported_ops_netmod_cannot_place_are_refused_by_name(model, x, match, route, tmp_path):
+    program = export(model, x, "export")
+    with pytest.raises(ValueError, match=match):
+        if route == "program":
+            trace_exported(program)
+        else:
+            torch.export.save(program, tmp_path / "m.pt2")
+            load_network(tmp_path / "m.pt2")
+
+
+def test_exported_programs_that_netmod_cannot_read(tmp_path):
+    m = nn.Sequential(nn.Conv2d(2, 2, 1), nn.BatchNorm2d(2))
+    trained = torch.export.export(m.train(), (torch.zeros(2, 2, 4, 4),))
+    with pytest.raises(ValueError, match="changes the parameter or buffer '1.num_batches_tracked' in place .*"
+                                         "export model.eval"):
+        trace_exported(trained)
+    with pytest.raises(ValueError, match="changes its state while it runs .*export model.eval"):
+        trace_exported(trained.run_decompositions())
+    dynamic = torch.export.export(nn.Sequential(nn.Conv2d(2, 2, 1)).eval(), (torch.zeros(2, 2, 4, 4),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    with pytest.raises(ValueError, match="exported with dynamic shapes .*export without dynamic_shapes"):
+        trace_exported(dynamic)
+    torch.export.save(dynamic, tmp_path / "d.pt2")
+    with pytest.raises(ValueError, match="exported with dynamic shapes"):
+        load_network(tmp_path / "d.pt2")
+    with pytest.raises(TypeError, match="program must be a torch.export.ExportedProgram, got Sequential"):
+        trace_exported(m)
+    with pytest.raises(ValueError, match="kernel_norm must be one of"):
+        trace_exported(export(nn.Sequential(nn.Linear(2, 2)), torch.zeros(2, 2), "export"), kernel_norm="l3")
+
+
+def test_serialized_program_must_be_in_the_schema():
+    with pytest.raises(TypeError, match="document must be the dict of a parsed models/model.json, got str"):
+        trace_serialized("{}", {})
+    with pytest.raises(TypeError, match="tensors must be a dict of names to torch.Tensor"):
+        trace_serialized({}, {"w": [1.0]})
+    with pytest.raises(ValueError, match="the serialized exported program cannot be read: it is not an exported "
+                                         "program in torch.export's serialization schema"):
+        trace_serialized({"graph_module": {}}, {})

@@ -36,17 +36,62 @@ def _sizes(text: str | None) -> list | None:
         raise _UsageError(f"--sizes must be comma-separated integers, got {text!r}") from None
 
 
-def _load_graph(path: str, sizes: list | None):
-    """The neuron graph of a saved MLP (state_dict or TorchScript; no code from the file runs)."""
-    from .graphs import from_layers
-    from .torch_models import load_weights
+def _shape(text: str | None) -> tuple | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise _UsageError(f"--input-shape must be comma-separated integers (channels,height,width), "
+                          f"got {text!r}") from None
 
+
+_NETWORK_OPTIONS = ("include", "kernel_norm", "input_shape")
+
+
+def _load_graph(args: argparse.Namespace):
+    """(graph, trace) of a saved model; no code from the file runs.
+
+    A .pt2 (torch.export) or a TorchScript CNN becomes a NetworkTrace and its graph (trace is None for MLP
+    files: a state_dict or a TorchScript MLP, read as ever by load_weights into from_layers).
+    """
+    from .graphs import from_layers
+    from .torch_models import load_network, load_weights, saved_model_kind
+
+    path, sizes = args.model, _sizes(args.sizes)
     if not Path(path).is_file():
         raise _UsageError(f"{path}: no such file")
     try:
-        return from_layers(load_weights(path, sizes=sizes))
+        if saved_model_kind(path) == "mlp":
+            given = [f"--{o.replace('_', '-')}" for o in _NETWORK_OPTIONS if getattr(args, o) is not None]
+            if given:
+                raise _UsageError(f"{' and '.join(given)} apply to networks saved as .pt2 (torch.export) or "
+                                  f"TorchScript CNNs; {path} is an MLP file, whose graph is its Linear layers' "
+                                  f"signed weights")
+            return from_layers(load_weights(path, sizes=sizes)), None
+        trace = load_network(path, kernel_norm=args.kernel_norm or "l1", include=args.include or "all",
+                             input_shape=_shape(args.input_shape))
+        if sizes is not None and list(sizes) != list(trace.sizes):
+            raise ValueError(f"sizes {sizes} do not match the saved layers {list(trace.sizes)}")
+        return _graph_of_trace(trace, args.include or "all"), trace
     except (OSError, ValueError) as err:
         raise _UsageError(str(err).replace("\n", " ")) from None
+
+
+def _graph_of_trace(trace, include):
+    """The from_blocks graph of a traced network (as from_torch builds it for a live model)."""
+    from .graphs import from_blocks
+
+    return from_blocks(list(trace.blocks), sizes=trace.sizes, pairs=trace.pairs, names=list(trace.names),
+                       kinds=list(trace.kinds), attributes={"kernel_norm": trace.kernel_norm, "include": include,
+                                                            "batchnorm": list(trace.folded)})
+
+
+def _describe(graph, trace, include) -> str:
+    """'layers input (3), conv1 (64), ...; N units, M edges, kernel norm l1' for a traced network."""
+    layers = ", ".join(f"{n} ({s})" for n, s in zip(trace.names, trace.sizes))
+    return (f"layers {layers}; {graph.vcount()} units, {graph.ecount()} non-zero edges; kernel norm "
+            f"{trace.kernel_norm}, include {include or 'all'}")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -97,7 +142,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .compare import compare
 
-    graph = _load_graph(args.model, _sizes(args.sizes))
+    graph, trace = _load_graph(args)
     try:
         cmp = compare(graph, methods=tuple(args.methods.split(",")), n_clusters=args.n_clusters, seed=args.seed)
     except (TypeError, ValueError) as err:
@@ -106,7 +151,10 @@ def _compare(args: argparse.Namespace) -> int:
         json.dump(cmp.to_dict(), sys.stdout)
         print()
     else:
-        print(f"{args.model}: {graph.vcount()} units, {graph.ecount()} weights, layers {graph['layer_sizes']}")
+        if trace is None:
+            print(f"{args.model}: {graph.vcount()} units, {graph.ecount()} weights, layers {graph['layer_sizes']}")
+        else:
+            print(f"{args.model}: {_describe(graph, trace, args.include)}")
         print(cmp)
     return 0
 
@@ -118,7 +166,7 @@ def _null(args: argparse.Namespace) -> int:
     shuffles = [s.strip() for s in args.shuffle.split(",") if s.strip()]
     if not shuffles or len(set(shuffles)) != len(shuffles):
         raise _UsageError(f"--shuffle must list 'layer' and/or 'nonzero' once each, got {args.shuffle!r}")
-    graph = _load_graph(args.model, _sizes(args.sizes))
+    graph, trace = _load_graph(args)
     nulls = {}
     try:
         for shuffle in shuffles:
@@ -144,6 +192,9 @@ def _null(args: argparse.Namespace) -> int:
         "nulls": {name: null.to_dict() for name, null in nulls.items()}, "files": files,
         "versions": versions(),
     }
+    if trace is not None:
+        record.update(layer_names=list(trace.names), layer_kinds=list(trace.kinds), kernel_norm=trace.kernel_norm,
+                      include=args.include or "all")
     if args.out:
         (Path(args.out) / "null.json").write_text(json.dumps(to_plain(record), indent=1))
         files.append(str(Path(args.out) / "null.json"))
@@ -151,8 +202,12 @@ def _null(args: argparse.Namespace) -> int:
         json.dump(to_plain(record), sys.stdout)
         print()
         return 0
-    print(f"{args.model}: MLP {'-'.join(map(str, graph['layer_sizes']))} ({graph.vcount()} units, "
-          f"{graph.ecount()} non-zero weights); spectral clustering k={args.n_clusters}, seed {args.seed}")
+    if trace is None:
+        print(f"{args.model}: MLP {'-'.join(map(str, graph['layer_sizes']))} ({graph.vcount()} units, "
+              f"{graph.ecount()} non-zero weights); spectral clustering k={args.n_clusters}, seed {args.seed}")
+    else:
+        print(f"{args.model}: {_describe(graph, trace, args.include)}; spectral clustering k={args.n_clusters}, "
+              f"seed {args.seed}")
     print(f"observed n-cut {observed:.4f} (lower = more modular)")
     print(f"{'null':<8} {'shuffles':>8} {'mean':>9} {'sd':>8} {'z':>8} {'percentile':>11}  significant")
     for name, null in nulls.items():
@@ -232,13 +287,29 @@ def _lesion(args: argparse.Namespace) -> int:
     return 0
 
 
+_MODEL_HELP = ("state_dict (torch.save) or TorchScript file of an MLP, a torch.export archive (.pt2) of any network, "
+               "or TorchScript of an nn.Sequential CNN; no code from the file runs")
+
+
+def _network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include", default=None, choices=["all", "conv", "linear"],
+                        help=".pt2 / CNN files: layers of units in the graph (default all: the input, conv and "
+                             "Linear layers; conv: the 2021 filter graphs)")
+    parser.add_argument("--kernel-norm", default=None, choices=["l1", "l2", "induced-l1", "spectral"],
+                        help=".pt2 / CNN files: norm of each kernel slice as the edge weight (default l1; "
+                             "induced-l1 is what the 2021 authors computed)")
+    parser.add_argument("--input-shape", default=None,
+                        help="TorchScript CNNs: one input's shape, e.g. 3,32,32 (default: the smallest square "
+                             "that runs through the network)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="netmod", description="Modularity of neural networks.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    null = sub.add_parser("null", help="is a saved MLP more modular than its weight-shuffled copies?")
-    null.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP; no code from it runs")
+    null = sub.add_parser("null", help="is a saved network more modular than its weight-shuffled copies?")
+    null.add_argument("model", help=_MODEL_HELP)
     null.add_argument("--shuffle", default="layer", help="'layer', 'nonzero' or 'layer,nonzero' (default layer)")
     null.add_argument("--shuffles", type=int, default=100, help="shuffled copies per null (default 100)")
     null.add_argument("--n-clusters", type=int, default=12)
@@ -247,14 +318,16 @@ def _parser() -> argparse.ArgumentParser:
     null.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
     null.add_argument("--json", action="store_true", help="print JSON instead of a table")
     null.add_argument("--out", default=None, help="folder for null.png (histograms) and null.json")
+    _network_options(null)
 
-    cmp = sub.add_parser("compare", help="compare clustering methods on a saved MLP")
-    cmp.add_argument("model", help="state_dict (torch.save) or TorchScript file of an MLP")
+    cmp = sub.add_parser("compare", help="compare clustering methods on a saved network")
+    cmp.add_argument("model", help=_MODEL_HELP)
     cmp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
     cmp.add_argument("--methods", default="spectral,leiden,louvain")
     cmp.add_argument("--n-clusters", type=int, default=12)
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    _network_options(cmp)
 
     rep = sub.add_parser("reproduce", help="train the four conditions, cluster them, compare with nulls, report")
     rep.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "embedded"])

@@ -1,9 +1,12 @@
-"""PyTorch MLPs: Keras-like initialisation and weights read from saved files.
+"""PyTorch models: Keras-like MLPs, and networks read from saved files without running their code.
 
 A model object in Python becomes layers through :mod:`netmod.tracing`, which
-traces its forward. This module reads files, whose code is never run. It
-imports torch at top level and is imported by netmod only when torch is
-used, so the rest of the package stays usable without torch installed.
+traces its forward. This module reads files, whose code is never run:
+:func:`load_weights` the layers of a saved MLP (state_dict or TorchScript),
+:func:`load_network` the unit graph of any network saved with torch.export
+(``.pt2``) or as a TorchScript ``nn.Sequential`` CNN. It imports torch at top
+level and is imported by netmod only when torch is used, so the rest of the
+package stays usable without torch installed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pickle
 import torch
 from torch import nn
 
-__all__ = ["keras_like_mlp", "load_weights"]
+__all__ = ["keras_like_mlp", "load_network", "load_weights", "saved_model_kind"]
 
 
 def keras_like_mlp(sizes, *, dropout=0.0, seed=0):
@@ -97,12 +100,29 @@ class _ScriptObject:
     """The attributes of one pickled TorchScript object (module), without its code."""
 
     qualname = ""
+    source = ("", "")  # (module, class name) as pickled: where the class's code file declares its constants
 
     def __init__(self, *args):
         self.attrs = {}
 
     def __setstate__(self, state):
         self.attrs = dict(state) if isinstance(state, dict) else {}
+
+
+def _script_list(kind):
+    def build(data):
+        if not (isinstance(data, list) and all(isinstance(x, kind) for x in data)):
+            raise pickle.UnpicklingError(f"a TorchScript list of {kind} holds {type(data).__name__}")
+        return list(data)
+
+    return build
+
+
+# torch.jit._pickle's list builders are identity functions; these are netmod's own, checking the items.
+_SCRIPT_LISTS = {
+    "build_intlist": _script_list(int), "build_doublelist": _script_list(float), "build_boollist": _script_list(bool),
+    "build_tensorlist": _script_list(torch.Tensor), "restore_type_tag": lambda value, type_str: value,
+}
 
 
 class _ScriptUnpickler(pickle.Unpickler):
@@ -119,7 +139,9 @@ class _ScriptUnpickler(pickle.Unpickler):
         if module.startswith("__torch__."):
             # TorchScript mangles the names of distinct types of one class: ...container.___torch_mangle_3.Sequential.
             parts = [p for p in module[len("__torch__."):].split(".") if not p.startswith("___torch_mangle_")]
-            return type(name, (_ScriptObject,), {"qualname": ".".join([*parts, name])})
+            return type(name, (_ScriptObject,), {"qualname": ".".join([*parts, name]), "source": (module, name)})
+        if module == "torch.jit._pickle" and name in _SCRIPT_LISTS:
+            return _SCRIPT_LISTS[name]
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
             return torch._utils._rebuild_tensor_v2
         if (module, name) == ("collections", "OrderedDict"):
@@ -137,16 +159,27 @@ class _ScriptUnpickler(pickle.Unpickler):
 
 def _script_root(path):
     """The root module object of a TorchScript archive, read without running it."""
+    return _script_archive(path)[0]
+
+
+def _script_archive(path):
+    """(root module object, {code file name: text}) of a TorchScript archive, read without running it.
+
+    The code files are only ever read as text, for the constants their classes declare.
+    """
     import warnings
     import zipfile
 
     with zipfile.ZipFile(path) as archive, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # TypedStorage deprecation
         name = next(n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl"))
-        root = _ScriptUnpickler(archive.read(name), archive, name[: -len("data.pkl")]).load()
+        prefix = name[: -len("data.pkl")]
+        root = _ScriptUnpickler(archive.read(name), archive, prefix).load()
+        codes = {n[len(prefix):]: archive.read(n).decode("utf-8", "replace") for n in archive.namelist()
+                 if n.startswith(prefix + "code/") and n.endswith(".py")}
     if not isinstance(root, _ScriptObject):
         raise ValueError(f"the archive holds a {type(root).__name__}, not a module")
-    return root
+    return root, codes
 
 
 def _script_state(root, path):
@@ -161,12 +194,19 @@ def _script_state(root, path):
     def walk(obj, prefix):
         if obj.qualname not in _ARCHIVE_MODULES:
             where = f"module {prefix[:-1]!r}" if prefix else "its root module"
+            if obj.qualname in _NETWORK_TYPES:
+                raise ValueError(
+                    f"path {path!r} is a TorchScript archive of a network whose {where} is a "
+                    f"{obj.qualname.rpartition('.')[2]}, not an MLP; read it with netmod.torch_models.load_network "
+                    f"(netmod compare and null do)"
+                )
             raise ValueError(
                 f"path {path!r} is a TorchScript archive whose {where} is a {obj.qualname or 'TorchScript object'}, "
-                f"not a built-in torch.nn module; netmod never runs an archive's code, so it reads only "
-                f"nn.Sequential archives of Linear layers and parameter-free elementwise modules (a custom "
-                f"forward could hold skip connections). Save the model's state_dict instead, or analyse the "
-                f"model object in Python with netmod.from_torch, which traces its forward"
+                f"not a built-in torch.nn module; netmod never runs an archive's code, and a TorchScript module's "
+                f"code cannot be read without running it (a custom forward could hold skip connections). "
+                f"Save the model with torch.export instead (torch.export.save(torch.export.export(model.eval(), "
+                f"(x,)), 'model.pt2')), or analyse the model object in Python with netmod.from_torch, which "
+                f"traces its forward"
             )
         # A Sequential runs its children in index order, whatever the order of the pickled attributes.
         items = sorted(obj.attrs.items(), key=lambda kv: (0, int(kv[0])) if kv[0].isdigit() else (1, 0))
@@ -180,9 +220,10 @@ def _script_state(root, path):
         kind = root.qualname or "TorchScript object"
         raise ValueError(
             f"path {path!r} is a TorchScript archive of a {kind}, not of an nn.Sequential; netmod never runs "
-            f"an archive's code, so it cannot know the order and connections of a custom forward (skip "
-            f"connections). Save an nn.Sequential (or the state_dict), or analyse the model object in Python "
-            f"with netmod.from_torch, which traces its forward"
+            f"an archive's code, and a TorchScript module's code cannot be read without running it, so it cannot "
+            f"know the order and connections of a custom forward (skip connections). Save the model with "
+            f"torch.export instead (torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2')), or "
+            f"analyse the model object in Python with netmod.from_torch, which traces its forward"
         )
     walk(root, "")
     return state
@@ -304,6 +345,21 @@ def _linear_weights(path, state):
     def module(key):
         return key.rpartition(".")[0]
 
+    kernels = {key: tuple(value.shape) for key, value in state.items() if torch.is_tensor(value)
+               and key.rpartition(".")[2] in ("weight", "weight_orig") and value.dim() in (3, 4, 5)}
+    if kernels:
+        listed = [f"{key} {shape}" for key, shape in kernels.items()]
+        others = [key for key, value in state.items() if torch.is_tensor(value) and key not in kernels]
+        raise ValueError(
+            f"path {path!r} is a state_dict of a convolutional network (conv kernels {', '.join(listed[:6])}"
+            f"{', ...' if len(listed) > 6 else ''}; {len(others)} other tensors: {', '.join(others[:6])}"
+            f"{', ...' if len(others) > 6 else ''}). A state_dict holds tensors only and cannot say the "
+            f"architecture (the order of the layers, skips, concatenations, strides, pooling). Save the model "
+            f"as a torch.export archive, torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2'), "
+            f"or as TorchScript of an nn.Sequential, torch.jit.save(torch.jit.script(model), 'model.pt'); netmod "
+            f"reads both without running code. In Python, netmod.tracing.trace_network reads the model object "
+            f"(netmod.from_torch reads MLPs)"
+        )
     linears, foreign = {}, []
     for key, value in state.items():
         if not torch.is_tensor(value):
@@ -431,3 +487,430 @@ def load_weights(path, *, sizes=None):
     if sizes is not None and [int(s) for s in sizes] != found:
         raise ValueError(f"sizes {list(sizes)} do not match the saved layers {found}")
     return weights
+
+
+# --- any network: torch.export archives (.pt2) and TorchScript nn.Sequential CNNs ---------------------
+
+_SEQUENTIAL = "torch.nn.modules.container.Sequential"
+_CNN_MODULES = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d,
+    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+    nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
+    nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
+)
+# The modules a TorchScript archive of a network may hold, by qualified name: an nn.Sequential runs its
+# children in index order, and these are rebuilt as torch's own modules from their pickled tensors and the
+# constants their classes declare.
+_NETWORK_TYPES = {
+    f"{t.__module__}.{t.__name__}": t
+    for t in (*_CNN_MODULES, *(getattr(nn, q.rpartition(".")[2]) for q in _ARCHIVE_MODULES))
+}
+_SAVE_HINT = ("save the model with torch.export instead: torch.export.save(torch.export.export(model.eval(), "
+              "(x,)), 'model.pt2') records every op of its forward, and netmod reads it without running code")
+_MISSING = object()
+
+
+def _script_refusal(path, obj, where):
+    kind = obj.qualname or "TorchScript object"
+    if not where:
+        return ValueError(
+            f"path {path!r} is a TorchScript archive of a {kind}, not of an nn.Sequential; netmod never runs an "
+            f"archive's code, and a TorchScript module's code cannot be read without running it, so it cannot "
+            f"know the order and connections of a custom forward (skip connections). To analyse it, {_SAVE_HINT}"
+        )
+    return ValueError(
+        f"path {path!r} is a TorchScript archive whose module {where[:-1]!r} is a {kind}, not a built-in torch.nn "
+        f"module netmod can rebuild (Linear, Conv1d/2d/3d, BatchNorm1d/2d/3d, pooling, padding, Flatten, "
+        f"dropout, elementwise activations, nested nn.Sequential); a TorchScript module's code cannot be read "
+        f"without running it. To analyse it, {_SAVE_HINT}"
+    )
+
+
+def _class_constants(path, codes, obj, where):
+    """The ``name : Final[...] = literal`` constants of a TorchScript class, read from its code as text."""
+    import ast
+
+    module, name = obj.source
+    text = codes.get("code/" + module.replace(".", "/") + ".py")
+    lines = text.splitlines() if text is not None else []
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"class {name}(")), None)
+    if start is None:
+        raise ValueError(f"path {path!r}: the TorchScript archive has no code declaring the class of module "
+                         f"{where[:-1]!r} ({obj.qualname}), whose settings (strides, padding, eps) it holds")
+    constants = {}
+    for line in lines[start + 1:]:
+        if line and not line.startswith(" "):
+            break
+        if not line.startswith("  ") or line.startswith("   ") or " : Final[" not in line:
+            continue
+        try:
+            stmt = ast.parse(line.strip()).body[0]
+            if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value):
+                raise ValueError("not an annotated assignment")
+            constants[stmt.target.id] = ast.literal_eval(stmt.value)
+        except (SyntaxError, ValueError) as exc:
+            raise ValueError(f"path {path!r}: constant line {line.strip()!r} of module {where[:-1]!r} is not a "
+                             f"literal ({exc})") from None
+    return constants
+
+
+def _plain(value):
+    return tuple(_plain(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _rebuild(path, obj, where, codes):
+    """torch's own module for one object of a TorchScript archive: its tensors and declared constants."""
+    import inspect
+
+    cls = _NETWORK_TYPES.get(obj.qualname)
+    if cls is None:
+        raise _script_refusal(path, obj, where)
+    if cls is nn.Sequential:
+        children = [(k, v) for k, v in obj.attrs.items() if isinstance(v, _ScriptObject)]
+        if not all(k.isdigit() for k, _ in children):
+            raise _script_refusal(path, obj, where)
+        children.sort(key=lambda kv: int(kv[0]))  # a Sequential runs its children in index order
+        return nn.Sequential(*(_rebuild(path, v, f"{where}{k}.", codes) for k, v in children))
+    label = f"module {where[:-1]!r} ({cls.__name__})"
+    constants = _class_constants(path, codes, obj, where)
+    tensors = {k: v for k, v in obj.attrs.items() if torch.is_tensor(v)}
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in constants.items() if k in params}
+    if "bias" in params:
+        kwargs["bias"] = "bias" in tensors
+    try:
+        module = cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"path {path!r}: {label} cannot be rebuilt from its constants {constants}: {exc}") from None
+    for k, v in constants.items():
+        if _plain(getattr(module, k, _MISSING)) != _plain(v):
+            raise ValueError(f"path {path!r}: {label} declares {k} = {v!r}, which torch's {cls.__name__} does not "
+                             f"take; not a built-in module netmod can rebuild")
+    state = module.state_dict()
+    if set(state) != set(tensors) or any(state[k].shape != tensors[k].shape for k in state):
+        have = {k: tuple(v.shape) for k, v in tensors.items()}
+        want = {k: tuple(v.shape) for k, v in state.items()}
+        raise ValueError(f"path {path!r}: {label} holds tensors {have}, but a {cls.__name__} with its constants "
+                         f"{constants} has {want}")
+    floats = [t.dtype for t in tensors.values() if t.is_floating_point()]
+    if floats:
+        module.to(floats[0])  # keep the saved precision: the graph is of the saved weights
+    module.load_state_dict(tensors)
+    return module
+
+
+def _script_network(path):
+    """The nn.Sequential a TorchScript archive holds, rebuilt from its attributes without running its code."""
+    try:
+        root, codes = _script_archive(path)
+    except Exception as exc:  # noqa: BLE001 - refused global or corrupt archive, re-raised with its cause
+        raise ValueError(f"path {path!r} is not a loadable TorchScript archive (its code is never run): {exc}") from exc
+    if root.qualname != _SEQUENTIAL:
+        raise _script_refusal(path, root, "")
+    return _rebuild(path, root, "", codes)
+
+
+def _example_input(path, model, input_shape):
+    """One input batch for a rebuilt Sequential: ``input_shape``, or the smallest square (cube) that runs."""
+    import copy
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    if not layers:
+        raise ValueError(f"path {path!r} holds no Linear or conv layer")
+    first = layers[0]
+    if input_shape is not None:
+        shape = tuple(input_shape)
+        if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
+            raise ValueError(f"input_shape must be a tuple of positive ints (one example, no batch "
+                             f"dimension), got {input_shape!r}")
+        return torch.zeros((1, *shape), dtype=first.weight.dtype)
+    if isinstance(first, nn.Linear):
+        return torch.zeros(2, first.in_features, dtype=first.weight.dtype)
+    spatial = first.weight.dim() - 2
+    meta = copy.deepcopy(model).to("meta").eval()
+    for side in range(1, 1025):
+        x = torch.empty((1, first.in_channels) + (side,) * spatial, device="meta", dtype=first.weight.dtype)
+        try:
+            with torch.no_grad():
+                meta(x)
+        except (RuntimeError, ValueError, IndexError):
+            continue
+        return torch.zeros(x.shape, dtype=x.dtype)
+    raise ValueError(f"path {path!r}: no input of {first.in_channels} channels and equal sides 1..1024 runs "
+                     f"through the saved network; pass input_shape (channels, *sizes)")
+
+
+def _archive_kind(path):
+    """"pt2" (torch.export.save), "pt2-legacy" (before torch 2.7), "torchscript" or "other"."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return "other"
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if any(n.count("/") == 1 and n.endswith("/archive_format") for n in names):
+            fmt = next(n for n in names if n.count("/") == 1 and n.endswith("/archive_format"))
+            if archive.read(fmt).strip() == b"pt2":
+                return "pt2"
+        if "serialized_exported_program.json" in names:
+            return "pt2-legacy"
+        if any("/code/" in n or n.startswith("code/") for n in names):
+            return "torchscript"
+    return "other"
+
+
+def saved_model_kind(path):
+    """How a saved model file is read: ``"network"`` by :func:`load_network`, ``"mlp"`` by :func:`load_weights`.
+
+    ``"network"`` for a torch.export archive (.pt2) or a TorchScript archive holding more than an MLP's
+    modules (Linear and elementwise ones); ``"mlp"`` for everything else: state_dicts, TorchScript MLPs,
+    and files neither reads (:func:`load_weights` says why). Only the archive's listing and, for
+    TorchScript, its pickled attributes are read; nothing from the file runs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from netmod.torch_models import keras_like_mlp, saved_model_kind
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.pt")
+    >>> torch.save(keras_like_mlp([4, 3]).state_dict(), path)
+    >>> saved_model_kind(path)
+    'mlp'
+    """
+    kind = _archive_kind(str(path))
+    if kind in ("pt2", "pt2-legacy"):
+        return "network"
+    if kind != "torchscript":
+        return "mlp"
+    try:
+        root = _script_root(str(path))
+    except Exception:  # noqa: BLE001 - load_weights reports the unreadable archive
+        return "mlp"
+
+    def mlp(obj):
+        return obj.qualname in _ARCHIVE_MODULES and all(mlp(v) for v in obj.attrs.values()
+                                                        if isinstance(v, _ScriptObject))
+
+    return "mlp" if mlp(root) else "network"
+
+
+# ScalarType of torch/_export/serde/schema.py -> dtype; other types cannot be weights.
+_PT2_DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16,
+               7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
+
+
+class _Pt2Reader:
+    """Reads a torch.export archive's JSON graph and raw tensors; nothing in it is unpickled or run.
+
+    torch.export.load would unpickle its sample inputs (falling back to weights_only=False), any
+    weight or constant marked ``use_pickle`` (weights_only=False), custom objects, and load compiled
+    AOTInductor libraries: code from the file can run. This reader reads only the archive's JSON (the
+    graph in torch.export's serialization schema, the tensors' configs) and the raw bytes of tensors,
+    and refuses an archive holding anything else that the graph needs.
+    """
+
+    def __init__(self, path, archive):
+        self.path, self.archive = path, archive
+        names = archive.namelist()
+        roots = {n.split("/", 1)[0] for n in names}
+        if len(roots) != 1 or any("/" not in n for n in names):
+            self.fail("its entries are not in one folder as torch.export.save writes them")
+        self.prefix = roots.pop() + "/"
+        self.names = set(names)
+
+    def fail(self, why):
+        raise ValueError(f"path {self.path!r} is not a torch.export archive netmod can read safely: {why}")
+
+    def read(self, name):
+        if self.prefix + name not in self.names:
+            self.fail(f"it has no {name}")
+        return self.archive.read(self.prefix + name)
+
+    def json(self, name):
+        import json
+
+        try:
+            return json.loads(self.read(name).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self.fail(f"{name} is not JSON ({exc})")
+
+    def check_layout(self):
+        import sys
+
+        if self.read("archive_version").strip() != b"0":
+            self.fail(f"archive version {self.read('archive_version').decode(errors='replace')!r} (netmod reads "
+                      f"version 0, written by torch 2.7 and later)")
+        if any(n.startswith(self.prefix + "data/aotinductor/") for n in self.names):
+            self.fail("it holds AOTInductor-compiled code (data/aotinductor/), which loading would run; save "
+                      "the exported program alone with torch.export.save")
+        if self.prefix + "byteorder" in self.names and self.read("byteorder").strip().decode() != sys.byteorder:
+            self.fail(f"its tensors are {self.read('byteorder').decode()}-endian, this machine is {sys.byteorder}")
+        for name in sorted(self.names):
+            if name.startswith(self.prefix + "data/sample_inputs/"):
+                self.check_pickle(name[len(self.prefix):])
+        models = sorted(n[len(self.prefix) + len("models/"):-len(".json")] for n in self.names
+                        if n.startswith(self.prefix + "models/") and n.endswith(".json"))
+        if models != ["model"]:
+            self.fail(f"it holds the programs {models}, where torch.export.save writes one named 'model'")
+
+    def check_pickle(self, name):
+        """Refuses a pickled part (the sample inputs) that torch.export.load would unpickle unsafely.
+
+        netmod does not need the sample inputs; it checks them with torch's weights_only unpickler, which
+        builds tensors and containers only, because torch.export.load falls back to weights_only=False.
+        """
+        import io
+
+        try:
+            torch.load(io.BytesIO(self.read(name)), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any refusal of the safe unpickler, named in the message
+            lines = [line.strip().split(". Please use")[0] for line in str(exc).splitlines()
+                     if "Unsupported global" in line]
+            self.fail(f"its {name} is not a weights-only pickle (torch.export.load would unpickle it with "
+                      f"weights_only=False, running any code it holds): "
+                      f"{lines[0] if lines else type(exc).__name__}")
+
+    def tensors(self, config_name, directory, kind):
+        """fqn -> tensor of a weights or constants config; refuses pickled entries."""
+        config = self.json(config_name).get("config")
+        if not isinstance(config, dict):
+            self.fail(f"{config_name} has no config")
+        out = {}
+        for fqn, meta in config.items():
+            where = f"the {kind} {fqn!r}"
+            if meta.get("use_pickle") or not str(meta.get("path_name", "")).startswith(("weight_", "tensor_")):
+                self.fail(f"{where} is stored as a pickle ({meta.get('path_name')!r}; a tensor subclass or custom "
+                          "object), which netmod never unpickles: loading it would run code from the file")
+            out[fqn] = self.raw_tensor(directory + meta["path_name"], meta.get("tensor_meta") or {}, where)
+        return out
+
+    def raw_tensor(self, name, meta, where):
+        dtype = _PT2_DTYPES.get(meta.get("dtype"))
+        if dtype is None:
+            self.fail(f"{where} has dtype {meta.get('dtype')!r}, which netmod does not read")
+        sizes = [self.int_of(s, where) for s in meta.get("sizes", [])]
+        strides = [self.int_of(s, where) for s in meta.get("strides", [])]
+        offset = self.int_of(meta.get("storage_offset", {"as_int": 0}), where)
+        raw = self.read(name)
+        item = torch.empty((), dtype=dtype).element_size()
+        numel = len(raw) // item
+        if len(raw) % item or len(sizes) != len(strides) or offset < 0 or any(s < 0 for s in sizes + strides):
+            self.fail(f"{where} has inconsistent sizes {sizes}, strides {strides} or {len(raw)} bytes")
+        if 0 in sizes:
+            return torch.zeros(sizes, dtype=dtype)
+        last = offset + sum((n - 1) * st for n, st in zip(sizes, strides))
+        if last >= numel:
+            self.fail(f"{where} reaches element {last} of a record of {numel}")
+        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if numel else torch.zeros(0, dtype=dtype)
+        return torch.as_strided(flat, sizes, strides, offset).clone()
+
+    def int_of(self, value, where):
+        if isinstance(value, dict) and isinstance(value.get("as_int"), int):
+            return value["as_int"]
+        raise ValueError(f"path {self.path!r}: {where} was exported with dynamic shapes (a size {value!r} is "
+                         "symbolic); netmod reads exported programs with static shapes: export without "
+                         "dynamic_shapes")
+
+
+def _read_pt2(path):
+    """(models/model.json as parsed JSON, {name: tensor} of its weights and constants) of a .pt2 archive.
+
+    Only JSON and raw tensor bytes are read; see _Pt2Reader for what is refused.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        reader = _Pt2Reader(path, archive)
+        reader.check_layout()
+        document = reader.json("models/model.json")
+        tensors = reader.tensors("data/weights/model_weights_config.json", "data/weights/", "weight")
+        if reader.prefix + "data/constants/model_constants_config.json" in reader.names:
+            tensors.update(reader.tensors("data/constants/model_constants_config.json", "data/constants/", "constant"))
+    return document, tensors
+
+
+def load_network(path, *, kernel_norm="l1", include="all", input_shape=None):
+    """The layers of units and weight blocks of a network saved as a torch.export or TorchScript archive.
+
+    No code from the file runs. A ``.pt2`` archive (``torch.export.save(torch.export.export(
+    model.eval(), (x,)), path)``) is read without ``torch.export.load``, which unpickles parts of
+    the archive (falling back to ``weights_only=False``) and loads compiled libraries: netmod reads
+    the archive's JSON graph (torch.export's serialization schema) and the raw bytes of its
+    tensors, refuses an archive whose tensors are pickled or that holds AOTInductor code, and
+    walks the ATen graph as :func:`netmod.tracing.trace_exported` does. Any architecture the walk
+    can place is read: residual and concatenating networks too.
+
+    A TorchScript archive (``torch.jit.save(torch.jit.script(seq), path)``) must hold an
+    ``nn.Sequential`` (nested Sequentials allowed) of Conv1d/2d/3d, BatchNorm1d/2d/3d, Linear,
+    Flatten, pooling, padding, dropout and elementwise modules: it is rebuilt as torch's own
+    modules from the pickled tensors and the constants each class declares (strides, padding,
+    groups, eps, pooling settings; read as literals from the archive's code as text), then traced
+    with :func:`netmod.tracing.trace_network`. A TorchScript module with a custom forward is
+    refused: its code cannot be read without running it; save such a model with torch.export.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    kernel_norm : {"l1", "l2", "induced-l1", "spectral"}
+    include : "all", "conv", "linear" or a sequence of layer names
+        As for :func:`netmod.tracing.trace_network`.
+    input_shape : tuple of int, optional
+        TorchScript only (a .pt2 records its input): one example's shape without the batch
+        dimension, e.g. ``(3, 32, 32)``. By default the smallest input with equal sides that runs
+        through the network (a conv net's filter graph does not depend on it; a Linear layer after
+        a flatten fixes it).
+
+    Returns
+    -------
+    netmod.tracing.NetworkTrace
+
+    Raises
+    ------
+    ValueError
+        If the file is not such an archive (a state_dict cannot say the architecture), holds
+        anything netmod would have to unpickle or run, an op or module netmod cannot place, or
+        settings that do not match torch's modules.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from torch import nn
+    >>> from netmod.torch_models import load_network
+    >>> m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 2, 3))
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.pt2")
+    >>> torch.export.save(torch.export.export(m.eval(), (torch.zeros(1, 1, 8, 8),)), path)
+    >>> t = load_network(path, include="conv")
+    >>> t.names, t.sizes, t.pairs
+    (('0', '3'), (4, 2), ((0, 1),))
+    """
+    from .tracing import trace_network, trace_serialized
+
+    path = str(path)
+    kind = _archive_kind(path)
+    if kind == "pt2":
+        if input_shape is not None:
+            raise ValueError(f"input_shape is for TorchScript archives; path {path!r} is a torch.export archive, "
+                             f"which records its input shape")
+        document, tensors = _read_pt2(path)
+        return trace_serialized(document, tensors, kernel_norm=kernel_norm, include=include,
+                                source=f"path {path!r} (a torch.export archive)")
+    if kind == "pt2-legacy":
+        raise ValueError(f"path {path!r} is a torch.export archive in the format of torch 2.6 and earlier, whose "
+                         f"state is pickled; re-save it with torch.export.save from torch 2.7 or later")
+    if kind == "torchscript":
+        model = _script_network(path)
+        return trace_network(model, example_input=_example_input(path, model, input_shape), kernel_norm=kernel_norm,
+                             include=include)
+    raise ValueError(f"path {path!r} is not a torch.export (.pt2) or TorchScript archive; a state_dict holds "
+                     f"tensors only and cannot say the architecture: {_SAVE_HINT}, or as TorchScript of an "
+                     f"nn.Sequential (MLP state_dicts are read by load_weights)")

@@ -1,6 +1,6 @@
-"""A PyTorch MLP's forward traced with torch.fx: its Linear layers in execution order, and a replay.
+"""A PyTorch model's forward traced with torch.fx (or read from torch.export's ATen graph) into layers.
 
-:func:`trace_mlp` is the one way a torch model becomes layers in netmod.
+:func:`trace_mlp` is the one way a torch MLP becomes layers in netmod.
 ``torch.fx`` records every operation of ``forward`` (modules, functions such
 as ``torch.relu`` and ``+``, tensor methods), so a skip connection or a
 concatenation written as plain code is seen and refused instead of being
@@ -10,6 +10,10 @@ kind of op (``_HANDLERS``) decides what an op does to them.
 
 :class:`MlpReplay` replays a traced MLP layer by layer with cached
 activations and low-rank updates, which lesion analysis needs.
+
+:func:`trace_network` gives any network's unit graph (REFERENCE.md 8) as weight blocks
+between layers; :func:`trace_exported` gives the same from a ``torch.export`` program's ATen
+graph, a second front end over the same walk (``_NetWalk``).
 
 This module imports torch at top level; netmod imports it only when a torch
 model is analysed, so ``import netmod`` stays torch-free. It imports no other
@@ -31,7 +35,8 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-__all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_mlp", "trace_network"]
+__all__ = ["MlpReplay", "MlpTrace", "NetworkTrace", "TracedOp", "mlp_weights", "trace_exported", "trace_mlp",
+           "trace_network", "trace_serialized"]
 
 _BUDGET = 1 << 23  # floats per batched activation tensor (32 MiB in float32)
 _CHAIN = "netmod's MLP graph is a chain of Linear layers with elementwise operations between them"
@@ -1236,10 +1241,15 @@ def _dim_arg(node: fx.Node, position: int, name: str, default: Any) -> Any:
 
 
 class _NetWalk:
-    """Walks the fx graph in order, giving every tensor its _Units and building the blocks."""
+    """Walks a graph of fx nodes in order, giving every tensor its _Units and building the blocks.
 
-    def __init__(self, g: _Graph, shapes: dict, norm: str, keep: Any):
-        self.g, self.shapes, self.norm, self.keep = g, shapes, norm, keep
+    Front ends (torch.fx of a module, the ATen graph of an exported program) read the weights
+    and settings of each op and call the handlers; ``refuse(node, why)`` makes their error.
+    """
+
+    def __init__(self, refuse: Any, shapes: dict, norm: str, keep: Any, node_word: str = "fx nodes"):
+        self.refuse, self.shapes, self.norm, self.keep, self.node_word = refuse, shapes, norm, keep, node_word
+        self.metadata: set = set()
         self.values: dict = {}
         self.names, self.kinds, self.sizes = [], [], []
         self.parts: dict = {}  # (src, dst) -> list of (term unit, scale, weight, how)
@@ -1261,7 +1271,7 @@ class _NetWalk:
     def source(self, node: fx.Node) -> fx.Node:
         found = [n for n in node.all_input_nodes if n in self.values]
         if len(found) != 1:
-            raise _net_refuse(self.g, node, f"computes from {len(found)} tensors where one was expected")
+            raise self.refuse(node, f"computes from {len(found)} tensors where one was expected")
         return found[0]
 
     def keep_units(self, node: fx.Node, src: fx.Node) -> _Units:
@@ -1269,10 +1279,10 @@ class _NetWalk:
         before, after = self.shapes[src], self.shapes[node]
         v = self.values[src]
         if after is None or len(after) < 2 or after[1] != before[1] or len(after) != len(before):
-            raise _net_refuse(self.g, node, f"changes the shape {before} into {after}, moving features or "
+            raise self.refuse(node, f"changes the shape {before} into {after}, moving features or "
                                             "channels")
         if v.coord is not None and after != before:
-            raise _net_refuse(self.g, node, f"changes the shape {before} into {after} of flattened features")
+            raise self.refuse(node, f"changes the shape {before} into {after} of flattened features")
         fresh = v.fresh if len(self.data_users(src)) == 1 else None
         return _Units(v.terms, v.size, v.coord, v.spatial, fresh)
 
@@ -1285,47 +1295,45 @@ class _NetWalk:
         layer = self.new_layer("input", "input", shape[1])
         return _Units([(layer, np.arange(shape[1]), np.ones(shape[1]))], shape[1])
 
-    def layer(self, node, module, kind):
-        path = self.g.path(node.target)
-        if node.target in self.called:
+    def layer(self, node, name: str, kind: str, weight: np.ndarray, groups: int, what: str):
+        """A Linear (``weight`` (out, in)) or conv (``weight`` (out, in / groups, *k)) layer named ``name``."""
+        if name in self.called:
             raise ValueError(
                 f"model must call each layer once (a layer called twice has no one set of units), but "
-                f"{type(module).__name__} {_display(path)} is called again in forward (fx nodes "
-                f"{self.called[node.target]!r} and {node.name!r})"
+                f"{what} {_display(name)} is called again in forward ({self.node_word} "
+                f"{self.called[name]!r} and {node.name!r})"
             )
-        self.called[node.target] = node.name
+        self.called[name] = node.name
         src = self.source(node)
         v, shape = self.values[src], self.shapes[src]
-        w = _effective_weight(module).to(device="cpu", dtype=torch.float64).numpy()
         if kind == "linear":
             if len(shape) != 2:
-                raise _net_refuse(self.g, node, f"is a Linear layer applied to a tensor of shape {shape} (it "
-                                                "mixes the last dimension, not the features): flatten first")
-            out = module.out_features
+                raise self.refuse(node, f"is a Linear layer applied to a tensor of shape {shape} (it "
+                                        "mixes the last dimension, not the features): flatten first")
         else:
             spatial = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[kind]
             if len(shape) != 2 + spatial or v.coord is not None:
-                raise _net_refuse(self.g, node, f"is a {type(module).__name__} applied to shape {shape}")
-            out = module.out_channels
-        layer = self.new_layer(path, kind, out)
+                raise self.refuse(node, f"is a {what} applied to shape {shape}")
+        out = int(weight.shape[0])
+        layer = self.new_layer(name, kind, out)
         for term in v.terms:
-            self.parts.setdefault((term[0], layer), []).append((term, w, kind, getattr(module, "groups", 1), v))
+            self.parts.setdefault((term[0], layer), []).append((term, weight, kind, groups, v))
         return _Units([(layer, np.arange(out), np.ones(out))], out, fresh=layer)
 
-    def batchnorm(self, node, module):
+    def batchnorm(self, node, name: str, var: np.ndarray | None, gamma: np.ndarray | None, eps: float):
+        """An eval-mode BatchNorm named ``name``: running variance ``var``, scale ``gamma`` (None: affine=False)."""
         src = self.source(node)
         v = self.values[src]
-        if self.shapes[src][1] != module.num_features:
-            raise _net_refuse(self.g, node, "normalises a number of channels other than the tensor's")
-        if module.running_var is None:
-            raise _net_refuse(self.g, node, "has no running statistics (track_running_stats=False): in eval "
-                                            "mode it normalises with the batch's statistics, which no fixed "
-                                            "weight can stand for")
-        var = module.running_var.detach().to(device="cpu", dtype=torch.float64).numpy()
-        gamma = (module.weight.detach().to(device="cpu", dtype=torch.float64).numpy() if module.affine
-                 else np.ones_like(var))
-        factor = gamma / np.sqrt(var + module.eps)
-        path = self.g.path(node.target)
+        if var is None:
+            raise self.refuse(node, "has no running statistics (track_running_stats=False): in eval "
+                                    "mode it normalises with the batch's statistics, which no fixed "
+                                    "weight can stand for")
+        if self.shapes[src][1] != var.shape[0]:
+            raise self.refuse(node, "normalises a number of channels other than the tensor's")
+        if gamma is None:
+            gamma = np.ones_like(var)
+        factor = gamma / np.sqrt(var + eps)
+        path = name
         if v.fresh is not None and v.fresh > 0 and len(self.data_users(src)) == 1 and v.coord is None:
             layer = v.fresh
             self.scale[layer] = self.scale.get(layer, 1.0) * factor
@@ -1335,22 +1343,21 @@ class _NetWalk:
                            f"{'the input' if v.fresh == 0 else 'several layers or a branch'})")
         return _Units([(l, u, s * factor) for l, u, s in v.terms], v.size, v.coord, v.spatial, None)
 
-    def add(self, node, sign):
+    def add(self, node, sign: float, in_place: bool = False):
         srcs = [a for a in node.args[:2] if isinstance(a, fx.Node) and a in self.values]
         if len(srcs) == 1:  # a number added: the units stay
             return self.keep_units(node, srcs[0])
         a, b = (self.values[s] for s in srcs)
         shape = self.shapes[node]
         if self.shapes[srcs[0]] != shape or self.shapes[srcs[1]] != shape:
-            raise _net_refuse(self.g, node, f"adds tensors of shapes {self.shapes[srcs[0]]} and "
+            raise self.refuse(node, f"adds tensors of shapes {self.shapes[srcs[0]]} and "
                                             f"{self.shapes[srcs[1]]} (broadcasting)")
         if (a.coord is None) != (b.coord is None) or (a.coord is not None and not np.array_equal(a.coord, b.coord)):
-            raise _net_refuse(self.g, node, "adds flattened features of different maps")
-        if (node.op == "call_method" and node.target.endswith("_")) or node.target in (operator.iadd,
-                                                                                      operator.isub):
+            raise self.refuse(node, "adds flattened features of different maps")
+        if in_place:
             others = [u for u in srcs[0].users if u is not node]
             if others:
-                raise _net_refuse(self.g, node, f"adds in place into a tensor that {others[0].name!r} also "
+                raise self.refuse(node, f"adds in place into a tensor that {others[0].name!r} also "
                                                 "reads (that op would see the sum or not depending on order)")
         terms = list(a.terms)
         for layer, unit, scale in b.terms:
@@ -1370,14 +1377,14 @@ class _NetWalk:
         dim = _dim_arg(node, 1, "dim", 0)
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, fx.Node) and t in self.values
                                                              for t in tensors):
-            raise _net_refuse(self.g, node, "concatenates something other than a list of tensors")
+            raise self.refuse(node, "concatenates something other than a list of tensors")
         ndim = len(self.shapes[node])
         if not isinstance(dim, int) or dim % ndim != 1:
-            raise _net_refuse(self.g, node, f"concatenates along dim {dim}, not the channels (dim 1): the "
+            raise self.refuse(node, f"concatenates along dim {dim}, not the channels (dim 1): the "
                                             "units would not stay whole")
         vals = [self.values[t] for t in tensors]
         if any(v.coord is not None for v in vals):
-            raise _net_refuse(self.g, node, "concatenates flattened features")
+            raise self.refuse(node, "concatenates flattened features")
         total = sum(v.size for v in vals)
         terms, at = [], 0
         for v in vals:
@@ -1406,7 +1413,7 @@ class _NetWalk:
             per = int(np.prod(spatial))
             terms = [(l, np.repeat(u, per), np.repeat(s, per)) for l, u, s in v.terms]
             return _Units(terms, after[1], np.tile(np.arange(per), before[1]), spatial, None)
-        raise _net_refuse(self.g, node, f"reshapes {before} into {after}; only flattening (N, C, ...) into "
+        raise self.refuse(node, f"reshapes {before} into {after}; only flattening (N, C, ...) into "
                                         "(N, C * ...) keeps each unit's features together")
 
     def flattens_input(self, src: fx.Node, before: tuple, after: tuple) -> bool:
@@ -1427,7 +1434,7 @@ class _NetWalk:
         dims = (dims,) if isinstance(dims, int) else dims
         if (dims is None or not isinstance(dims, (list, tuple)) or any(not isinstance(d, int) for d in dims)
                 or any(d % len(before) < 2 for d in dims) or self.values[src].coord is not None):
-            raise _net_refuse(self.g, node, f"reduces {before} to {after} over the channels or batch")
+            raise self.refuse(node, f"reduces {before} to {after} over the channels or batch")
         v = self.values[src]
         return _Units(v.terms, v.size)
 
@@ -1478,9 +1485,24 @@ class _NetWalk:
         return np.asarray(sel @ full.reshape(ipg * groups, -1)).reshape((n_src, out) + k)
 
 
-def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _module_layer(w: _NetWalk, g: _Graph, node: fx.Node, module: nn.Module, kind: str) -> _Units:
+    return w.layer(node, g.path(node.target), kind, _numpy(_effective_weight(module)), getattr(module, "groups", 1),
+                   type(module).__name__)
+
+
+def _module_batchnorm(w: _NetWalk, g: _Graph, node: fx.Node, module: nn.Module) -> _Units:
+    if w.shapes[w.source(node)][1] != module.num_features:
+        raise w.refuse(node, "normalises a number of channels other than the tensor's")
+    gamma = _numpy(module.weight) if module.affine else None
+    return w.batchnorm(node, g.path(node.target), _numpy(module.running_var), gamma, module.eps)
+
+
+def _net_walk_node(w: _NetWalk, g: _Graph, node: fx.Node) -> _Units | None:
     """The units of a node's output (None for sizes and shapes), or a ValueError naming the op."""
-    g = w.g
     if node.op == "placeholder":
         if w.names:
             if node.users:
@@ -1501,11 +1523,11 @@ def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
     if node.op == "call_module":
         module = g.submodule(node)
         if _is_linear(module):
-            return w.layer(node, module, "linear")
+            return _module_layer(w, g, node, module, "linear")
         if _is_conv(module):
-            return w.layer(node, module, _CONV_TYPES[next(t for t in _CONV_TYPES if isinstance(module, t))])
+            return _module_layer(w, g, node, module, _CONV_TYPES[next(t for t in _CONV_TYPES if isinstance(module, t))])
         if _is_bn(module):
-            return w.batchnorm(node, module)
+            return _module_batchnorm(w, g, node, module)
         if any(True for _ in module.parameters()) or any(True for _ in module.buffers()):
             raise _net_refuse(g, node, "has parameters or buffers netmod cannot place in a weight graph "
                                        "(only Linear, Conv1d/2d/3d and BatchNorm are)")
@@ -1525,7 +1547,8 @@ def _net_walk_node(w: _NetWalk, node: fx.Node) -> _Units | None:
         sign = _ADD_METHODS[target] if is_method else _ADD[target]
         if len(data) > 2:
             raise _net_refuse(g, node, "adds more than two tensors in one op")
-        return w.add(node, sign)
+        in_place = (is_method and target.endswith("_")) or target in (operator.iadd, operator.isub)
+        return w.add(node, sign, in_place)
     if len(data) > 1 and not (not is_method and target in _CAT):
         raise _net_refuse(g, node, "combines two tensors other than by + or - (a product of two tensors is "
                                    "gating or attention, not a weight)")
@@ -1617,14 +1640,7 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if example_input is not None and not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
-    if not isinstance(kernel_norm, str) or kernel_norm not in NORMS:
-        raise ValueError(f"kernel_norm must be one of {', '.join(map(repr, NORMS))}, got {kernel_norm!r}")
-    if isinstance(include, str):
-        if include not in ("all", "conv", "linear"):
-            raise ValueError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
-    elif not (isinstance(include, (list, tuple, set, frozenset)) and include and all(isinstance(n, str)
-                                                                                       for n in include)):
-        raise TypeError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    _check_settings(kernel_norm, include)
     if not any(_is_linear(m) or _is_conv(m) for m in model.modules()):
         raise ValueError(f"model must contain at least one torch.nn.Linear or Conv layer, got a "
                          f"{type(model).__name__} with none")
@@ -1638,32 +1654,57 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         if example_input is None:
             example_input = _net_default_input(g, nodes)
         shapes = _run_for_shapes(g, nodes, {}, example_input)
-        kinds = {}
-
-        def keep(layer: int) -> bool:
-            kind, name = kinds[layer]
-            if include == "all":
-                return True
-            if include == "conv":
-                return kind.startswith("conv")
-            if include == "linear":
-                return kind == "linear"
-            return name in include
-
-        walk = _NetWalk(g, shapes, kernel_norm, keep)
-        walk.metadata = set()
+        walk = _NetWalk(lambda node, why: _net_refuse(g, node, why), shapes, kernel_norm, _Keep(include))
         for node in nodes:
-            units = _net_walk_node(walk, node)
+            units = _net_walk_node(walk, g, node)
             if units is not None:
                 walk.values[node] = units
-        kinds.update({i: (k, n) for i, (k, n) in enumerate(zip(walk.kinds, walk.names))})
-        if not isinstance(include, str):
-            missing = sorted(set(include) - set(walk.names))
+        walk.keep.check(walk)
+        walk.build()
+    unused = tuple(name for name, m in model.named_modules()
+                   if (_is_linear(m) or _is_conv(m)) and name not in walk.called)
+    return _network_trace(walk, include, kernel_norm, unused)
+
+
+def _check_settings(kernel_norm: Any, include: Any) -> None:
+    if not isinstance(kernel_norm, str) or kernel_norm not in NORMS:
+        raise ValueError(f"kernel_norm must be one of {', '.join(map(repr, NORMS))}, got {kernel_norm!r}")
+    if isinstance(include, str):
+        if include not in ("all", "conv", "linear"):
+            raise ValueError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+    elif not (isinstance(include, (list, tuple, set, frozenset)) and include and all(isinstance(n, str)
+                                                                                       for n in include)):
+        raise TypeError(f"include must be 'all', 'conv', 'linear' or a sequence of layer names, got {include!r}")
+
+
+class _Keep:
+    """Whether layer i of a walk is one of the included layers (known once the walk has named them)."""
+
+    def __init__(self, include: Any):
+        self.include, self.kinds = include, {}
+
+    def check(self, walk: _NetWalk) -> None:
+        self.kinds.update({i: (k, n) for i, (k, n) in enumerate(zip(walk.kinds, walk.names))})
+        if not isinstance(self.include, str):
+            missing = sorted(set(self.include) - set(walk.names))
             if missing:
                 raise ValueError(f"include names layers the model does not have: {missing}; its layers are "
                                  f"{list(walk.names)}")
-        walk.build()
-    kept = [i for i in range(len(walk.sizes)) if keep(i)]
+
+    def __call__(self, layer: int) -> bool:
+        kind, name = self.kinds[layer]
+        if self.include == "all":
+            return True
+        if self.include == "conv":
+            return kind.startswith("conv")
+        if self.include == "linear":
+            return kind == "linear"
+        return name in self.include
+
+
+def _network_trace(walk: _NetWalk, include: Any, kernel_norm: str, unused: tuple) -> NetworkTrace:
+    """The NetworkTrace of a finished walk: the included layers, renumbered, and the blocks between them."""
+    kept = [i for i in range(len(walk.sizes)) if walk.keep(i)]
     if not kept:
         raise ValueError(f"include={include!r} selects no layer of the model (its layers: "
                          f"{list(zip(walk.names, walk.kinds))})")
@@ -1674,9 +1715,6 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
         b.setflags(write=False)
         pairs.append((new[s], new[d]))
         blocks.append(b)
-    called = set(walk.called)
-    unused = tuple(name for name, m in model.named_modules()
-                   if (_is_linear(m) or _is_conv(m)) and not any(g.path(t) == name for t in called))
     return NetworkTrace(
         names=tuple(walk.names[i] or "<model>" for i in kept), kinds=tuple(walk.kinds[i] for i in kept),
         sizes=tuple(walk.sizes[i] for i in kept), pairs=tuple(pairs), blocks=tuple(blocks),
@@ -1697,3 +1735,718 @@ def _net_default_input(g: _Graph, nodes: list) -> torch.Tensor:
                 )
     raise ValueError("model runs no Linear or Conv layer that netmod could infer an input size from; pass "
                      "example_input")
+
+
+# --- exported programs: the same walk over the ATen graph of torch.export ---------------------------
+
+_NET_HINT_ATEN = ("export a sub-module made of those (for example the convolutional trunk, with include='conv' "
+                  "to keep its conv filters), or describe the network by its activations instead")
+
+
+def _aten_set(*names: str) -> frozenset:
+    return frozenset(f"aten.{n}" for n in names)
+
+
+# One data input, the channels stay where they are: activations, dropout at inference, pooling, padding,
+# copies and casts. Only the units matter for the graph, not what is computed on them.
+_ATEN_KEEP = _aten_set(
+    *(f"{op}{suffix}" for op in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardtanh", "leaky_relu", "elu",
+                                 "selu", "celu", "mish", "hardswish", "hardsigmoid", "threshold", "exp", "abs",
+                                 "neg", "clamp", "clamp_min", "clamp_max", "relu6")
+      for suffix in (".default", "_.default")),
+    "softplus.default", "hardshrink.default", "softshrink.default", "log_sigmoid.default",
+    "clamp.Tensor", "_softmax.default", "softmax.int", "_log_softmax.default", "log_softmax.int",
+    "dropout.default", "feature_dropout.default", "alpha_dropout.default", "feature_alpha_dropout.default",
+    "native_dropout.default", "clone.default", "contiguous.default", "detach.default", "alias.default",
+    "lift_fresh_copy.default", "_to_copy.default", "to.dtype", "to.dtype_layout", "to.device",
+    "max_pool1d.default", "max_pool2d.default", "max_pool3d.default", "max_pool2d_with_indices.default",
+    "max_pool3d_with_indices.default", "avg_pool1d.default", "avg_pool2d.default", "avg_pool3d.default",
+    "adaptive_avg_pool1d.default", "adaptive_avg_pool2d.default", "adaptive_avg_pool3d.default",
+    "_adaptive_avg_pool2d.default", "_adaptive_avg_pool3d.default", "adaptive_max_pool1d.default",
+    "adaptive_max_pool2d.default", "adaptive_max_pool3d.default", "pad.default", "constant_pad_nd.default",
+    "reflection_pad1d.default", "reflection_pad2d.default", "reflection_pad3d.default",
+    "replication_pad1d.default", "replication_pad2d.default", "replication_pad3d.default", "_pad_circular.default",
+)
+# Dropout that runs only when its train argument is False (at inference).
+_ATEN_DROPOUT = {"aten.dropout.default": 2, "aten.feature_dropout.default": 2, "aten.alpha_dropout.default": 2,
+                 "aten.feature_alpha_dropout.default": 2, "aten.native_dropout.default": 2}
+# Arithmetic with numbers (x * 2, x / 255): the weight graph is of weights, as for MLPs.
+_ATEN_NUMBER = _aten_set(
+    "mul.Tensor", "mul.Scalar", "mul_.Tensor", "mul_.Scalar", "div.Tensor", "div.Scalar", "div.Tensor_mode",
+    "div_.Tensor", "div_.Scalar", "pow.Tensor_Scalar", "add.Scalar", "sub.Scalar", "rsub.Scalar",
+    "floor_divide.default", "floor_divide.Scalar",
+)
+_ATEN_ADD = {"aten.add.Tensor": 1.0, "aten.add_.Tensor": 1.0, "aten.sub.Tensor": -1.0, "aten.sub_.Tensor": -1.0}
+_ATEN_FLATTEN = _aten_set("view.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints",
+                          "squeeze.dim", "squeeze.dims", "squeeze.default")
+_ATEN_SPATIAL = _aten_set("unsqueeze.default", "squeeze.dim", "squeeze.dims")
+_ATEN_REDUCE = _aten_set("mean.dim", "sum.dim_IntList", "amax.default", "amin.default")
+# name -> (position of groups, position of transposed or None)
+_ATEN_CONV = {**{f"aten.conv{d}d.{o}": (6, None) for d in (1, 2, 3) for o in ("default", "padding")},
+              "aten.convolution.default": (8, 6)}
+# name -> (positions of running_var, of the training flag (None: none), of eps)
+_ATEN_BN = {"aten.batch_norm.default": (4, 5, 7), "aten._native_batch_norm_legit_no_training.default": (4, None, 6)}
+_ATEN_MATMUL = _aten_set("linear.default", "addmm.default", "mm.default", "matmul.default")
+# Ops a parameter may go through on its way to a layer (a transpose for addmm, a pruning mask).
+_ATEN_WEIGHT_OPS = _aten_set("t.default", "permute.default", "transpose.int", "numpy_T.default", "mul.Tensor",
+                             "detach.default", "clone.default", "alias.default", "_to_copy.default", "to.dtype",
+                             "contiguous.default", "view.default", "reshape.default")
+# Tensors made in forward from sizes and numbers only: no units, like numbers.
+_ATEN_CREATE = _aten_set("zeros.default", "ones.default", "full.default", "empty.memory_format", "arange.default",
+                         "arange.start", "arange.start_step", "scalar_tensor.default", "zeros_like.default",
+                         "ones_like.default", "full_like.default", "empty_like.default")
+_ATEN_NOOP = _aten_set("_assert_tensor_metadata.default", "_assert_scalar.default", "sym_constrain_range.default",
+                       "sym_constrain_range_for_size.default")
+_ATEN_TUPLE = _aten_set("_native_batch_norm_legit_no_training.default", "max_pool2d_with_indices.default",
+                        "max_pool3d_with_indices.default", "adaptive_max_pool1d.default",
+                        "adaptive_max_pool2d.default", "adaptive_max_pool3d.default", "native_dropout.default")
+# Known ops that cannot be placed, with the reason.
+_ATEN_REFUSED = {
+    "aten._native_batch_norm_legit.no_stats": "is a BatchNorm without running statistics "
+                                              "(track_running_stats=False): it normalises with the batch's "
+                                              "statistics, which no fixed weight can stand for",
+    "aten._native_batch_norm_legit.default": "is a BatchNorm in training mode (batch statistics): export "
+                                             "model.eval()",
+    "aten._native_batch_norm_legit_functional.default": "is a BatchNorm in training mode (batch statistics): "
+                                                        "export model.eval()",
+    "aten.native_batch_norm.default": "is a BatchNorm in training mode (batch statistics): export model.eval()",
+    "aten.slice.Tensor": "slices a tensor (a slice of the channels is not a whole layer)",
+    "aten.select.int": "indexes a tensor (a slice of the channels is not a whole layer)",
+    "aten.index.Tensor": "indexes a tensor (a slice of the channels is not a whole layer)",
+    "aten.bmm.default": "multiplies two batches of matrices (attention), not a tensor by a weight",
+    "aten.conv_transpose1d.default": "is a transposed convolution, which netmod's weight graph does not take",
+    "aten.conv_transpose2d.input": "is a transposed convolution, which netmod's weight graph does not take",
+    "aten.conv_transpose3d.input": "is a transposed convolution, which netmod's weight graph does not take",
+}
+_ATEN_OPS = (_ATEN_KEEP | _ATEN_NUMBER | set(_ATEN_ADD) | _ATEN_FLATTEN | _ATEN_SPATIAL | _ATEN_REDUCE
+             | {"aten.cat.default"} | set(_ATEN_CONV) | set(_ATEN_BN) | _ATEN_MATMUL | _ATEN_WEIGHT_OPS
+             | _ATEN_CREATE | _ATEN_NOOP | set(_ATEN_REFUSED))
+_LAYER_KIND_NAMES = {"linear": "Linear", "conv1d": "Conv1d", "conv2d": "Conv2d", "conv3d": "Conv3d"}
+
+
+def _aten_target(name: str) -> Any:
+    """The ATen op named ``name`` ("aten.conv2d.default") if netmod knows it, else None.
+
+    Only names in netmod's own tables are looked up, so a name read from a file never reaches anything but
+    a built-in ATen operator.
+    """
+    if name not in _ATEN_OPS:
+        return None
+    _, op, overload = name.split(".")
+    packet = getattr(torch.ops.aten, op, None)
+    return getattr(packet, overload, None) if packet is not None else None
+
+
+def _unknown_aten_op(*args: Any, **kwargs: Any) -> None:
+    """Stands for an op of a .pt2 file netmod does not know (named in the node's meta); never run."""
+    raise RuntimeError("an op netmod does not know is never run")
+
+
+def _aten_name(node: fx.Node) -> str:
+    if node.target is _unknown_aten_op:
+        return node.meta["aten_op"]
+    if node.target is operator.getitem:
+        return "getitem"
+    if isinstance(node.target, torch._ops.OpOverload):
+        return str(node.target)
+    return getattr(node.target, "__name__", str(node.target))
+
+
+@dataclass(eq=False)
+class _AtenProgram:
+    """The ATen graph of an exported program as the walk reads it, from an ExportedProgram or a .pt2 file.
+
+    ``shapes``: node -> shape of its (first) tensor output, static ints. ``tensors``: placeholder -> (fully
+    qualified name, tensor) of the parameters, buffers and constants. ``what``: how errors name the program.
+    """
+
+    graph: fx.Graph
+    shapes: dict
+    tensors: dict
+    user_input: fx.Node
+    what: str
+
+
+def _layer_name(fqn: str) -> str:
+    """The module path of a layer from its weight's name ("layer1.0.conv1.weight" -> "layer1.0.conv1")."""
+    for suffix in (".parametrizations.weight.original", ".weight_orig", ".weight"):
+        if ("." + fqn).endswith(suffix):
+            return fqn[: max(0, len(fqn) - len(suffix))]
+    return fqn
+
+
+def _aten_where(meta: dict) -> str:
+    parts = []
+    stack = meta.get("nn_module_stack") or {}
+    paths = [v[0] for v in stack.values() if isinstance(v, (tuple, list)) and v and v[0]]
+    parts.append(f"in the forward of module {paths[-1]!r}" if paths else "in the model's forward")
+    location = _source_line(meta.get("stack_trace"))
+    if location:
+        parts.append(location)
+    return ", ".join(parts)
+
+
+def _aten_error(what: str, op: str, node_name: str, meta: dict, why: str) -> ValueError:
+    return ValueError(
+        f"{what} runs ATen op {op!r} (node {node_name!r}, {_aten_where(meta)}), which {why}; {_NET}. To analyse "
+        f"such a network, {_NET_HINT_ATEN}"
+    )
+
+
+def _aten_refuse(prog: _AtenProgram, node: fx.Node, why: str) -> ValueError:
+    return _aten_error(prog.what, _aten_name(node), node.name, node.meta, why)
+
+
+def _aten_in_place(name: str) -> bool:
+    """Whether an ATen op ("aten.add_.Tensor") writes into its first argument."""
+    parts = name.split(".")
+    return len(parts) == 3 and parts[1].endswith("_")
+
+
+class _AtenWalk:
+    """Reads each ATen op's weights and settings and drives a _NetWalk."""
+
+    def __init__(self, prog: _AtenProgram, walk: _NetWalk):
+        self.prog, self.w = prog, walk
+        self.weights: dict = {}  # node -> (fqn, tensor): parameters and what is computed from them alone
+        self.consts: set = set()  # tensors made from numbers in forward
+        self.side: dict = {}  # getitem node -> index: indices and statistics of multi-output ops
+
+    def refuse(self, node, why):
+        return _aten_refuse(self.prog, node, why)
+
+    def tensor_inputs(self, node: fx.Node) -> list:
+        found: list = []
+        fx.node.map_arg((node.args, node.kwargs), found.append)
+        return found
+
+    def weight(self, node: fx.Node, arg: Any, what: str, ndim: tuple | None = None) -> torch.Tensor | None:
+        """The parameter an op reads as its ``what`` (None where the op has none); refuses data or other tensors."""
+        if arg is None:
+            return None
+        if not isinstance(arg, fx.Node) or arg not in self.weights:
+            raise self.refuse(node, f"takes its {what} from a tensor computed in forward, not a parameter")
+        t = self.weights[arg][1]
+        if ndim is not None and t.dim() not in ndim:
+            raise self.refuse(node, f"takes a {t.dim()}-D {what} {self.weights[arg][0]!r}")
+        return t
+
+    def check_inputs(self, node: fx.Node, allowed_weights: tuple = ()) -> list:
+        """The data inputs of an op; refuses any parameter outside ``allowed_weights`` and any side output."""
+        data = []
+        for n in self.tensor_inputs(node):
+            if n in self.w.values:
+                data.append(n)
+            elif n in self.weights:
+                if n not in allowed_weights and _aten_in_place(_aten_name(node)):
+                    raise self.refuse(node, f"changes the parameter or buffer {self.weights[n][0]!r} in place "
+                                            "while it runs (a BatchNorm in training mode?): export model.eval()")
+                if n not in allowed_weights:
+                    raise ValueError(
+                        f"{self.prog.what} reads the parameter or buffer {self.weights[n][0]!r} itself in ATen "
+                        f"op {_aten_name(node)!r} (node {node.name!r}, {_aten_where(node.meta)}), not as the weight "
+                        f"of a Linear or conv layer or the statistics of a BatchNorm: netmod reads weights from "
+                        f"those only. To analyse such a network, {_NET_HINT_ATEN}"
+                    )
+            elif n in self.side:
+                raise self.refuse(node, f"reads output {self.side[n]} of {n.args[0].name!r} (indices or batch "
+                                        "statistics), not a tensor of units")
+        return data
+
+    def layer(self, node: fx.Node, name: str, kind: str, weight: torch.Tensor, groups: int) -> _Units:
+        return self.w.layer(node, name, kind, _numpy(weight), int(groups), _LAYER_KIND_NAMES[kind])
+
+    def walk(self, node: fx.Node) -> _Units | None:
+        prog, w = self.prog, self.w
+        if node.op == "placeholder":
+            if node in prog.tensors:
+                self.weights[node] = prog.tensors[node]
+                return None
+            if node is not prog.user_input:
+                raise ValueError(f"{prog.what} takes the input {node.name!r}, which its signature does not name as "
+                                 "a parameter, buffer, constant or its one tensor input")
+            shape = prog.shapes.get(node)
+            if shape is None or len(shape) < 2:
+                raise ValueError(f"{prog.what} must take one batch of shape (N, features) or (N, channels, ...), "
+                                 f"got an input of shape {shape}")
+            return w.placeholder(node)
+        if node.op == "output" or node in self.side:
+            return None
+        if node.op != "call_function":
+            raise self.refuse(node, f"is a {node.op} node, which an exported ATen graph does not have")
+        name = _aten_name(node)
+        if name in _ATEN_NOOP:
+            return None
+        if name in _ATEN_REFUSED:
+            raise self.refuse(node, _ATEN_REFUSED[name])
+        if name != "getitem" and name not in _ATEN_OPS:
+            raise self.refuse(node, "is not an op netmod knows")
+        inputs = self.tensor_inputs(node)
+        if not any(n in w.values for n in inputs):
+            return self.no_data(node, name, inputs)
+        if name == "getitem":
+            self.check_inputs(node)
+            if _aten_name(node.args[0]) not in _ATEN_TUPLE or node.args[1] != 0:
+                raise self.refuse(node, f"takes output {node.args[1]} of {_aten_name(node.args[0])!r}, which is not "
+                                        "a tensor of units")
+            return w.keep_units(node, node.args[0])
+        if name in _ATEN_CONV:
+            return self.conv(node, name)
+        if name in _ATEN_MATMUL:
+            return self.matmul(node, name)
+        if name in _ATEN_BN:
+            return self.batchnorm(node, name)
+        if name in _ATEN_DROPOUT and _dim_arg(node, _ATEN_DROPOUT[name], "train", False) is not False:
+            raise self.refuse(node, "drops units at random (train=True): export the model in eval mode")
+        data = self.check_inputs(node)
+        if name in _ATEN_ADD:
+            sign = _ATEN_ADD[name] * _dim_arg(node, 2, "alpha", 1)
+            if len(data) > 2:
+                raise self.refuse(node, "adds more than two tensors in one op")
+            return w.add(node, sign, in_place=_aten_in_place(name))
+        if name == "aten.cat.default":
+            return w.cat(node)
+        if len(data) > 1:
+            raise self.refuse(node, "combines two tensors other than by + or - (a product of two tensors is "
+                                    "gating or attention, not a weight)")
+        if name in _ATEN_SPATIAL and self.spatial_only(node, data[0]):
+            # 1-D pooling decomposes to unsqueeze, 2-D pooling, squeeze: the channels stay.
+            v = w.values[data[0]]
+            return _Units(v.terms, v.size, fresh=v.fresh if len(w.data_users(data[0])) == 1 else None)
+        if name in _ATEN_FLATTEN:
+            return w.flatten(node)
+        if name in _ATEN_REDUCE:
+            return w.reduce(node)
+        if name in _ATEN_KEEP or name in _ATEN_NUMBER:
+            return w.keep_units(node, data[0])
+        raise self.refuse(node, "is not known to keep channels in place")
+
+    def spatial_only(self, node: fx.Node, src: fx.Node) -> bool:
+        before, after = self.prog.shapes[src], self.prog.shapes[node]
+        return (self.w.values[src].coord is None and len(before) >= 3 and len(after) >= 3
+                and before[:2] == after[:2])
+
+    def no_data(self, node: fx.Node, name: str, inputs: list) -> None:
+        """An op on parameters (a transpose, a pruning mask) or on numbers only: no units."""
+        self.check_inputs(node, tuple(inputs) if name in _ATEN_WEIGHT_OPS else ())
+        weights = [n for n in inputs if n in self.weights]
+        if weights:
+            if any(n not in self.weights for n in inputs):
+                raise self.refuse(node, "computes a weight from a parameter and a tensor made in forward")
+            args, kwargs = fx.node.map_arg((node.args, node.kwargs), lambda n: self.weights[n][1])
+            names = [self.weights[n][0] for n in weights]
+            # weight_orig * weight_mask (pruning) is named for the layer, not its mask.
+            name = next((n for n in names if _layer_name(n) != n), names[0])
+            try:
+                with torch.no_grad():
+                    self.weights[node] = (name, node.target(*args, **kwargs))
+            except (RuntimeError, TypeError, ValueError) as err:
+                raise self.refuse(node, f"cannot be computed on the parameters it reads ({type(err).__name__}: "
+                                        f"{str(err).splitlines()[0] if str(err) else ''})") from err
+            return None
+        if inputs and name not in _ATEN_CREATE and not all(n in self.consts for n in inputs):
+            raise self.refuse(node, "computes from tensors netmod cannot place")
+        self.consts.add(node)
+        return None
+
+    def conv(self, node: fx.Node, name: str) -> _Units:
+        groups_at, transposed_at = _ATEN_CONV[name]
+        if transposed_at is not None and _dim_arg(node, transposed_at, "transposed", False):
+            raise self.refuse(node, "is a transposed convolution, which netmod's weight graph does not take")
+        wnode, bias = _dim_arg(node, 1, "weight", None), _dim_arg(node, 2, "bias", None)
+        weight = self.weight(node, wnode, "weight", (3, 4, 5))
+        if weight is None:
+            raise self.refuse(node, "has no weight")
+        self.weight(node, bias, "bias", (1,))
+        self.check_inputs(node, (wnode, bias))
+        return self.layer(node, _layer_name(self.weights[wnode][0]), f"conv{weight.dim() - 2}d", weight,
+                          _dim_arg(node, groups_at, "groups", 1))
+
+    def matmul(self, node: fx.Node, name: str) -> _Units:
+        """linear(x, W, b), addmm(b, x, W.T), mm(x, W.T), matmul(x, W.T): a Linear layer of weight W (out, in)."""
+        if name == "aten.linear.default":
+            x_at, w_at, bias, transposed = 0, 1, _dim_arg(node, 2, "bias", None), False
+        elif name == "aten.addmm.default":
+            x_at, w_at, bias, transposed = 1, 2, node.args[0], True
+        else:
+            x_at, w_at, bias, transposed = 0, 1, None, True
+        x, wnode = node.args[x_at], node.args[w_at]
+        if not (isinstance(x, fx.Node) and x in self.w.values):
+            raise self.refuse(node, "multiplies a parameter by the data from the left (not a Linear layer)")
+        weight = self.weight(node, wnode, "weight", (2,))
+        self.weight(node, bias, "bias", (1,))
+        self.check_inputs(node, (wnode, bias))
+        if transposed:
+            weight = weight.T
+        if name == "aten.addmm.default":
+            weight = weight * _dim_arg(node, 4, "alpha", 1)
+        return self.layer(node, _layer_name(self.weights[wnode][0]), "linear", weight, 1)
+
+    def batchnorm(self, node: fx.Node, name: str) -> _Units:
+        var_at, training_at, eps_at = _ATEN_BN[name]
+        if training_at is not None and _dim_arg(node, training_at, "training", False):
+            if _dim_arg(node, var_at, "running_var", None) is None:
+                raise self.refuse(node, _ATEN_REFUSED["aten._native_batch_norm_legit.no_stats"])
+            raise self.refuse(node, _ATEN_REFUSED["aten.native_batch_norm.default"])
+        slots = [_dim_arg(node, i, n, None) for i, n in enumerate(("input", "weight", "bias", "running_mean",
+                                                                   "running_var"))]
+        gamma = self.weight(node, slots[1], "weight", (1,))
+        for i, what in ((2, "bias"), (3, "running_mean")):
+            self.weight(node, slots[i], what, (1,))
+        var = self.weight(node, slots[4], "running_var", (1,))
+        self.check_inputs(node, tuple(slots[1:]))
+        named = slots[4] if var is not None else slots[1]
+        bn = self.weights[named][0].rpartition(".")[0] if named is not None else ""
+        return self.w.batchnorm(node, bn, _numpy(var), _numpy(gamma), float(_dim_arg(node, eps_at, "eps", 1e-5)))
+
+
+def _trace_aten(prog: _AtenProgram, kernel_norm: str, include: Any) -> NetworkTrace:
+    """The NetworkTrace of an exported program's ATen graph (see :func:`trace_exported`)."""
+    _check_settings(kernel_norm, include)
+    walk = _NetWalk(lambda node, why: _aten_refuse(prog, node, why), prog.shapes, kernel_norm, _Keep(include),
+                    node_word="nodes")
+    aten = _AtenWalk(prog, walk)
+    nodes = list(prog.graph.nodes)
+    for node in nodes:
+        if (node.op == "call_function" and node.target is operator.getitem and node.args[1] != 0
+                and _aten_name(node.args[0]) in _ATEN_TUPLE):
+            aten.side[node] = node.args[1]
+            walk.metadata.add(node)
+        elif node.op == "call_function" and _aten_name(node) in _ATEN_NOOP:
+            walk.metadata.add(node)
+    with torch.no_grad():
+        for node in nodes:
+            units = aten.walk(node)
+            if units is not None:
+                walk.values[node] = units
+    if not walk.called:
+        raise ValueError(f"{prog.what} runs no Linear or conv layer")
+    walk.keep.check(walk)
+    walk.build()
+    used = {n for n in nodes if n in prog.tensors and n.users}
+    unused = tuple(_layer_name(fqn) for n, (fqn, t) in prog.tensors.items()
+                   if n not in used and t.dim() >= 2 and _layer_name(fqn) != fqn)
+    return _network_trace(walk, include, kernel_norm, unused)
+
+
+def _static_shape(value: Any, what: str) -> tuple | None:
+    """The shape of a node's (first) tensor value as ints; refuses symbolic (dynamic) sizes."""
+    if isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    if not isinstance(value, torch.Tensor):
+        return None
+    shape = []
+    for d in value.shape:
+        if not isinstance(d, int):
+            raise ValueError(f"{what} was exported with dynamic shapes (a size {d} is symbolic); netmod reads "
+                             "exported programs with static shapes: export without dynamic_shapes")
+        shape.append(d)
+    return tuple(shape)
+
+
+def _program_of(program: Any) -> _AtenProgram:
+    """An ExportedProgram as the ATen walk reads it: its graph, shapes from node.meta and its tensors."""
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    what = "the exported program"
+    sig = program.graph_signature
+    tensors, user = {}, []
+    by_name = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    for spec in sig.input_specs:
+        node = by_name.get(getattr(spec.arg, "name", None))
+        if spec.kind == InputKind.USER_INPUT:
+            if node is not None:
+                user.append(node)
+        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            source = program.constants if spec.target in program.constants else program.state_dict
+            tensors[node] = (spec.target, source[spec.target])
+        else:
+            raise ValueError(f"{what} takes a {spec.kind.name.lower()} input {spec.target!r}, which netmod "
+                             "cannot read (it reads parameters, buffers, tensor constants and one input tensor)")
+    for spec in sig.output_specs:
+        if spec.kind != OutputKind.USER_OUTPUT:
+            raise ValueError(f"{what} has a {spec.kind.name.lower()} output ({spec.target!r}): it changes its "
+                             "state while it runs (a BatchNorm in training mode?); export model.eval()")
+    if len(user) != 1:
+        raise ValueError(f"{what} must take exactly one tensor input, got {len(user)} user inputs")
+    shapes = {n: _static_shape(n.meta.get("val"), what) for n in program.graph.nodes}
+    return _AtenProgram(program.graph, shapes, tensors, user[0], what)
+
+
+def trace_exported(program: Any, *, kernel_norm: str = "l1", include: Any = "all") -> NetworkTrace:
+    """The layers of units and weight blocks of a ``torch.export`` program, read from its ATen graph.
+
+    The same graph as :func:`trace_network` gives for the module that was exported (REFERENCE.md 8),
+    read from the exported program's ATen ops instead of the module's forward: one layer of units per
+    convolution (``aten.conv1d/2d/3d``, ``aten.convolution`` with groups) and per Linear layer
+    (``aten.linear``, ``aten.addmm`` / ``aten.mm`` of a transposed parameter), named by the module
+    path of its weight (``"layer1.0.conv1"`` for ``"layer1.0.conv1.weight"``); inference-mode batch
+    norm folded in; activations, dropout, pooling, padding, ``add`` / ``sub`` of tensors, ``cat`` on
+    channels, ``view`` / ``reshape`` / ``flatten`` and means over spatial dimensions followed as
+    :func:`trace_network` follows them. The graph signature tells which placeholders are parameters
+    and buffers. Nothing is run: shapes come from the program's recorded metadata.
+
+    Parameters
+    ----------
+    program : torch.export.ExportedProgram
+        ``torch.export.export(model.eval(), (x,))``, before or after ``run_decompositions()``, with
+        static shapes. To read a saved ``.pt2`` file, use :func:`netmod.torch_models.load_network`,
+        which reads the archive without ``torch.export.load`` (which can run code from the file).
+    kernel_norm, include
+        As for :func:`trace_network`.
+
+    Returns
+    -------
+    NetworkTrace
+
+    Raises
+    ------
+    TypeError
+        If `program` is not an ExportedProgram.
+    ValueError
+        For an ATen op netmod does not know or cannot place (named, with the module and source line
+        it comes from), a parameter read other than as a layer's weight, a layer run twice, dynamic
+        shapes, inputs other than one tensor, or a program that changes its buffers (training mode).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_exported
+    >>> m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 2))
+    >>> ep = torch.export.export(m.eval(), (torch.zeros(1, 3, 4, 4),))
+    >>> t = trace_exported(ep)
+    >>> t.names, t.sizes, t.pairs
+    (('input', '0', '4'), (3, 4, 2), ((0, 1), (1, 2)))
+    """
+    from torch.export import ExportedProgram
+
+    if not isinstance(program, ExportedProgram):
+        raise TypeError(f"program must be a torch.export.ExportedProgram, got {type(program).__name__}")
+    return _trace_aten(_program_of(program), kernel_norm, include)
+
+
+# torch.export's serialization schema (torch/_export/serde/schema.py): ScalarType and MemoryFormat codes.
+_SERDE_DTYPES = {1: torch.uint8, 2: torch.int8, 3: torch.int16, 4: torch.int32, 5: torch.int64, 6: torch.float16,
+                 7: torch.float32, 8: torch.float64, 12: torch.bool, 13: torch.bfloat16}
+_SERDE_MEMORY_FORMATS = {1: torch.contiguous_format, 2: torch.channels_last, 3: torch.channels_last_3d,
+                         4: torch.preserve_format}
+_SERDE_PLAIN = ("as_int", "as_ints", "as_float", "as_floats", "as_bool", "as_bools", "as_string", "as_strings")
+
+
+class _Serialized:
+    """Builds the fx graph of a serialized exported program (JSON, torch.export's schema); runs nothing."""
+
+    def __init__(self, document: Any, tensors: dict, source: str):
+        self.source, self.tensors = source, tensors
+        try:
+            module = document["graph_module"]
+            self.g, self.signature = module["graph"], module["signature"]
+            self.nodes, self.values = self.g["nodes"], self.g["tensor_values"]
+        except (KeyError, TypeError):
+            self.fail("it is not an exported program in torch.export's serialization schema")
+
+    def fail(self, why: str):
+        raise ValueError(f"{self.source} cannot be read: {why}")
+
+    def dim(self, value: Any, what: str) -> int:
+        if isinstance(value, dict) and isinstance(value.get("as_int"), int):
+            return value["as_int"]
+        raise ValueError(f"{self.source} was exported with dynamic shapes ({what} has the symbolic size {value!r}); "
+                         "netmod reads exported programs with static shapes: export without dynamic_shapes")
+
+    def shape(self, name: str) -> tuple:
+        meta = self.values.get(name)
+        if not isinstance(meta, dict):
+            self.fail(f"the graph has no metadata for the tensor {name!r}")
+        return tuple(self.dim(s, f"the tensor {name!r}") for s in meta.get("sizes", []))
+
+    def arg(self, arg: Any, env: dict) -> Any:
+        """A node argument as fx takes it: nodes for tensors, plain values for the rest."""
+        if not isinstance(arg, dict) or len(arg) != 1:
+            self.fail(f"a node argument {arg!r} is not in torch.export's schema")
+        (kind, value), = arg.items()
+
+        def tensor(v):
+            name = v.get("name") if isinstance(v, dict) else None
+            if name not in env:
+                self.fail(f"a node reads the tensor {name!r} before any node computes it")
+            return env[name]
+
+        def optional(v):
+            return None if isinstance(v, dict) and "as_none" in v else tensor(v.get("as_tensor"))
+
+        if kind == "as_none":
+            return None
+        if kind == "as_tensor":
+            return tensor(value)
+        if kind == "as_tensors":
+            return [tensor(v) for v in value]
+        if kind == "as_optional_tensors":
+            return [optional(v) for v in value]
+        if kind == "as_optional_tensor":
+            return optional(value)
+        if kind in _SERDE_PLAIN:
+            return list(value) if isinstance(value, list) else value
+        if kind in ("as_sym_int", "as_sym_ints"):
+            ints = [self.dim(v, "a node argument") for v in (value if kind == "as_sym_ints" else [value])]
+            return ints if kind == "as_sym_ints" else ints[0]
+        if kind == "as_scalar_type" and value in _SERDE_DTYPES:
+            return _SERDE_DTYPES[value]
+        if kind == "as_memory_format" and value in _SERDE_MEMORY_FORMATS:
+            return _SERDE_MEMORY_FORMATS[value]
+        if kind == "as_device":
+            return torch.device("cpu")  # the graph is read, never run on a device
+        if kind == "as_layout" and value == 7:
+            return torch.strided
+        self.fail(f"a node argument of kind {kind!r} ({value!r}) is not one netmod reads")
+
+    @staticmethod
+    def module_stack(text: Any) -> dict:
+        """The serialized nn_module_stack ("key,path,type;...") as fx's {key: (path, type)}."""
+        stack = {}
+        for item in (text if isinstance(text, str) else "").split(";"):
+            parts = item.split(",")
+            if len(parts) == 3:
+                stack[parts[0]] = (parts[1], parts[2])
+        return stack
+
+    def inputs(self) -> tuple:
+        """({placeholder name: (fqn, tensor)}, user input name) from the graph signature."""
+        specs, user = {}, []
+        fields = {"parameter": "parameter_name", "buffer": "buffer_name", "tensor_constant": "tensor_constant_name"}
+        for spec in self.signature.get("input_specs", []):
+            (kind, body), = spec.items()
+            if kind == "user_input":
+                arg = body.get("arg", {})
+                if "as_tensor" not in arg:
+                    raise ValueError(f"{self.source} takes a non-tensor input {arg!r}; netmod reads programs of one "
+                                     "tensor input")
+                user.append(arg["as_tensor"]["name"])
+            elif kind in fields:
+                fqn = body.get(fields[kind])
+                if fqn not in self.tensors:
+                    self.fail(f"the {kind} {fqn!r} of its graph signature is not stored")
+                specs[body["arg"]["name"]] = (fqn, self.tensors[fqn])
+            else:
+                raise ValueError(f"{self.source} takes a {kind} input, which netmod cannot read (it reads parameters, "
+                                 "buffers, tensor constants and one input tensor)")
+        for spec in self.signature.get("output_specs", []):
+            (kind, _), = spec.items()
+            if kind != "user_output":
+                raise ValueError(f"{self.source} has a {kind} output: it changes its state while it runs (a "
+                                 "BatchNorm in training mode?); export model.eval()")
+        if len(user) != 1:
+            raise ValueError(f"{self.source} must take exactly one tensor input, got {len(user)} user inputs")
+        return specs, user[0]
+
+    def program(self) -> _AtenProgram:
+        specs, user = self.inputs()
+        used = set()
+        for item in [*self.nodes, {"inputs": [{"arg": a} for a in self.g.get("outputs", [])]}]:
+            for inp in item.get("inputs", []):
+                arg = inp.get("arg", {})
+                for v in (arg.get("as_tensors") or arg.get("as_optional_tensors") or [arg.get("as_tensor") or {}]):
+                    if isinstance(v, dict):
+                        used.add((v.get("as_tensor") or v).get("name"))
+        graph, env, shapes, tensors = fx.Graph(), {}, {}, {}
+        for arg in self.g.get("inputs", []):
+            if "as_tensor" not in arg:
+                self.fail(f"a graph input {arg!r} is not a tensor")
+            name = arg["as_tensor"]["name"]
+            node = env[name] = graph.placeholder(name)
+            shapes[node] = self.shape(name)
+            if name in specs:
+                tensors[node] = specs[name]
+        if user not in env:
+            self.fail(f"the user input {user!r} is not a graph input")
+        for item in self.nodes:
+            self.node(item, graph, env, shapes, used)
+        graph.output(tuple(self.arg(a, env) for a in self.g.get("outputs", [])))
+        return _AtenProgram(graph, shapes, tensors, env[user], self.source)
+
+    def node(self, item: dict, graph: fx.Graph, env: dict, shapes: dict, used: set) -> None:
+        target_name = str(item.get("target", ""))
+        op = target_name[len("torch.ops."):] if target_name.startswith("torch.ops.") else target_name
+        meta = item.get("metadata") or {}
+        args, kwargs = [], {}
+        for inp in item.get("inputs", []):
+            value = self.arg(inp.get("arg"), env)
+            if inp.get("kind") == 2:
+                kwargs[inp["name"]] = value
+            else:
+                args.append(value)
+        # An op netmod does not know is kept under a stand-in that is never run, so that the walk refuses
+        # the first op it cannot place, in the graph's order, as for a live program.
+        node = graph.create_node("call_function", _aten_target(op) or _unknown_aten_op, tuple(args), kwargs,
+                                 name=str(item.get("name")))
+        node.meta.update(stack_trace=meta.get("stack_trace"), aten_op=op,
+                         nn_module_stack=self.module_stack(meta.get("nn_module_stack")))
+        outputs = item.get("outputs", [])
+        if len(outputs) == 1 and isinstance(outputs[0], dict) and "as_tensors" in outputs[0]:
+            outputs = [{"as_tensor": t} for t in outputs[0]["as_tensors"]] + [{"as_none": True}]  # a list
+        names = [o["as_tensor"]["name"] for o in outputs if isinstance(o, dict) and "as_tensor" in o]
+        if len(names) != len([o for o in outputs if not (isinstance(o, dict) and "as_none" in o)]):
+            self.fail(f"node {node.name!r} has outputs {outputs!r}, not tensors")
+        shapes[node] = self.shape(names[0]) if names else None
+        if len(names) == 1 and len(outputs) == 1:
+            env[names[0]] = node
+            return
+        for i, name in enumerate(names):  # a tuple: getitem nodes for the outputs read, as fx has them
+            if name in used:
+                part = env[name] = graph.create_node("call_function", operator.getitem, (node, i), name=name)
+                shapes[part] = self.shape(name)
+
+
+def trace_serialized(document: Any, tensors: dict, *, kernel_norm: str = "l1", include: Any = "all",
+                     source: str = "the serialized exported program") -> NetworkTrace:
+    """The NetworkTrace of a serialized exported program: the JSON graph of a .pt2 archive and its tensors.
+
+    What :func:`trace_exported` computes from an ExportedProgram, computed from the program as
+    ``torch.export.save`` writes it: ``document`` is its ``models/model.json`` (torch.export's
+    serialization schema: the ATen graph, each tensor's shape, the graph signature) and ``tensors``
+    its parameters, buffers and constants by name. Nothing is run or unpickled: op names are looked
+    up in netmod's own tables of ATen ops, and an op not there is refused by name when the walk
+    reaches it. :func:`netmod.torch_models.load_network` reads both from a file safely.
+
+    Parameters
+    ----------
+    document : dict
+        The parsed JSON of ``models/model.json``.
+    tensors : dict of str to torch.Tensor
+        Every parameter, buffer and tensor constant the graph signature names.
+    kernel_norm, include
+        As for :func:`trace_network`.
+    source : str
+        How error messages name the program (a file's path).
+
+    Returns
+    -------
+    NetworkTrace
+
+    Raises
+    ------
+    ValueError
+        For a document outside the schema, dynamic shapes, a signature netmod cannot read, and all
+        that :func:`trace_exported` refuses.
+
+    Examples
+    --------
+    >>> import io, json, zipfile, torch
+    >>> from torch import nn
+    >>> from netmod.tracing import trace_serialized
+    >>> m = nn.Sequential(nn.Linear(3, 2))
+    >>> buf = io.BytesIO()
+    >>> torch.export.save(torch.export.export(m.eval(), (torch.zeros(1, 3),)), buf)
+    >>> name = next(n for n in zipfile.ZipFile(buf).namelist() if n.endswith("models/model.json"))
+    >>> document = json.loads(zipfile.ZipFile(buf).read(name))
+    >>> t = trace_serialized(document, dict(m.state_dict()))
+    >>> t.names, t.sizes, t.blocks[0].shape
+    (('input', '0'), (3, 2), (3, 2))
+    """
+    if not isinstance(document, dict):
+        raise TypeError(f"document must be the dict of a parsed models/model.json, got {type(document).__name__}")
+    if not (isinstance(tensors, dict) and all(isinstance(t, torch.Tensor) for t in tensors.values())):
+        raise TypeError("tensors must be a dict of names to torch.Tensor")
+    _check_settings(kernel_norm, include)
+    return _trace_aten(_Serialized(document, tensors, source).program(), kernel_norm, include)
