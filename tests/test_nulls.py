@@ -479,3 +479,30 @@ def _interrupt_long_run(mlp_dense_weights, small_graph):
     assert stopped - sent[0] < 3.0, stopped - sent[0]
     after = netmod.shuffle_null(small_graph, n_shuffles=5, n_clusters=4, seed=9, progress=False)
     np.testing.assert_array_equal(after.samples, before.samples)
+
+
+def test_values_equal_up_to_round_off_are_ties_not_significance():
+    from netmod.nulls import empirical_p, null_statistics
+
+    base = 1.0064042722380637
+    samples = [base * (1 + d) for d in (-1e-15, 2e-16, 0.0, 6e-16)]
+    below = base * (1 - 3e-15)  # "more modular" than every sample only in its last bits
+    stats = null_statistics(below, samples)
+    assert not stats["significant"] and stats["percentile"] == 1.0 and np.isnan(stats["zscore"])
+    assert empirical_p(below, samples, alternative="less") == 1.0
+    assert empirical_p(base * (1 + 3e-15), samples, alternative="greater") == 1.0
+    # A real difference still counts, however small the spread.
+    stats = null_statistics(base - 1e-6, samples)
+    assert stats["significant"] and stats["percentile"] == 0.2
+
+
+def test_a_null_whose_shuffles_keep_the_partition_is_not_significant(cnn_models):
+    torch = pytest.importorskip("torch")
+    # With k=4 this VGG's conv graph is cut into runs of whole layers, whose n-cut a layer shuffle
+    # (every block's total kept) leaves unchanged but for round-off.
+    torch.manual_seed(1)
+    model = cnn_models.vgg16_cifar(width=0.125).eval()
+    g = netmod.from_torch(model, example_input=torch.zeros(1, 3, 32, 32), include="conv", kernel_norm="induced-l1")
+    null = netmod.shuffle_null(g, n_shuffles=6, n_clusters=4, seed=3, progress=False)
+    assert np.allclose(null.samples, null.observed, rtol=1e-12, atol=0)
+    assert not null.significant and null.percentile == 1.0 and np.isnan(null.zscore)

@@ -60,6 +60,12 @@ def empirical_p(observed: float, samples: Sequence[float], *, alternative: str) 
     non-finite ``observed``. The smallest possible p, 1/(n + 1), means the
     observed value is beyond every sample.
 
+    Values that agree to within ``TIE_RTOL`` (1e-9) relative to the largest
+    magnitude involved are ties: an n-cut is a sum over every edge, and two
+    networks whose partitions are the same up to round-off (a shuffle that
+    keeps every block's total, clustered by whole layers) differ only in its
+    last bits, which must not decide significance.
+
     Examples
     --------
     >>> empirical_p(1.0, [2.0, 3.0, 4.0], alternative="less")
@@ -72,8 +78,21 @@ def empirical_p(observed: float, samples: Sequence[float], *, alternative: str) 
         return math.nan
     x = np.asarray(samples, dtype=np.float64)
     x = x[np.isfinite(x)]
-    beyond = np.count_nonzero(x <= observed) if alternative == "less" else np.count_nonzero(x >= observed)
+    tol = _tie_tolerance(observed, x)
+    if alternative == "less":
+        beyond = np.count_nonzero(x <= observed + tol)
+    else:
+        beyond = np.count_nonzero(x >= observed - tol)
     return (int(beyond) + 1) / (x.size + 1)
+
+
+# Relative difference below which two statistics count as equal (see empirical_p).
+TIE_RTOL = 1e-9
+
+
+def _tie_tolerance(observed: float, x: np.ndarray) -> float:
+    scale = max(abs(observed), float(np.abs(x).max()) if x.size else 0.0)
+    return TIE_RTOL * scale
 
 
 def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modular: bool = False) -> dict:
@@ -92,7 +111,8 @@ def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modu
     -------
     dict
         ``mean``, ``std`` (population), ``zscore`` = (observed - mean) / std
-        (nan when std is 0), ``percentile`` = :func:`empirical_p`, i.e.
+        (nan when the samples do not vary beyond round-off, ``TIE_RTOL``),
+        ``percentile`` = :func:`empirical_p`, i.e.
         (#{samples <= observed} + 1) / (n + 1) for n-cut (a tie counts
         against the network), and ``significant`` = more modular than every
         sample (percentile = 1/(n + 1)).
@@ -108,14 +128,16 @@ def null_statistics(observed: float, samples: Sequence[float], *, higher_is_modu
         raise ValueError(f"samples must be a non-empty 1-D sequence, got shape {x.shape}")
     mean = float(x.mean())
     std = float(x.std())
-    z = (observed - mean) / std if std > 0 else math.nan
+    finite = x[np.isfinite(x)]
+    tol = _tie_tolerance(observed, finite) if math.isfinite(observed) else 0.0
+    z = (observed - mean) / std if std > tol else math.nan
     percentile = empirical_p(observed, x, alternative="greater" if higher_is_modular else "less")
     return {
         "mean": mean,
         "std": std,
         "zscore": float(z),
         "percentile": percentile,
-        "significant": bool(observed > x.max() if higher_is_modular else observed < x.min()),
+        "significant": bool(observed > x.max() + tol if higher_is_modular else observed < x.min() - tol),
     }
 
 
