@@ -64,6 +64,8 @@ def test_conv_blocks_are_the_kernel_norms_with_batchnorm_folded():
     want = [netmod.kernel_norms(seq[4].weight.detach().numpy(), "l2"),
             netmod.kernel_norms(seq[6].weight.detach().numpy(), "l2")]
     assert g["layer_names"] == ["0", "4", "6"] and g["layer_sizes"] == [16, 16, 24]
+    assert g.vs["layer_name"] == ["0"] * 16 + ["4"] * 16 + ["6"] * 24 and g.vs["unit"][16:18] == [0, 1]
+    assert g.vs["kind"] == ["conv2d"] * 56
     got = netmod.layer_weights(g)
     for u, v in zip(got, want):
         np.testing.assert_allclose(u, v, rtol=1e-6)

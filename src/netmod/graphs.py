@@ -554,8 +554,9 @@ def from_torch(model: Any, *, example_input: Any = None, include: Any = "all", k
     Returns
     -------
     igraph.Graph
-        Vertex attributes ``layer``, ``unit`` and ``kind`` ("input", "linear",
-        "conv1d", "conv2d", "conv3d"); graph attributes ``layer_sizes``,
+        Vertex attributes ``layer`` (index), ``layer_name`` (its module path,
+        or "input"), ``unit`` and ``kind`` ("input", "linear", "conv1d",
+        "conv2d", "conv3d"); graph attributes ``layer_sizes``,
         ``layer_names`` ("input" and module paths), ``layer_kinds``, the
         stored blocks, ``kernel_norm``, ``include`` and ``batchnorm`` (where
         each BatchNorm was folded). netmod's results on the graph record its
@@ -587,8 +588,10 @@ def from_torch(model: Any, *, example_input: Any = None, include: Any = "all", k
     trace = _trace(model, example_input, include, kernel_norm)
     attributes = {"kernel_norm": trace.kernel_norm, "include": include if isinstance(include, str) else list(include),
                   "batchnorm": list(trace.folded)}
-    return from_blocks(list(trace.blocks), sizes=trace.sizes, pairs=trace.pairs, names=list(trace.names),
-                       kinds=list(trace.kinds), attributes=attributes)
+    g = from_blocks(list(trace.blocks), sizes=trace.sizes, pairs=trace.pairs, names=list(trace.names),
+                    kinds=list(trace.kinds), attributes=attributes)
+    g.vs["layer_name"] = np.repeat(np.asarray(trace.names, dtype=object), trace.sizes).tolist()
+    return g
 
 
 def graph_info(graph: Any) -> dict:
