@@ -5,8 +5,9 @@ netmod (``netmod.from_torch``); :func:`trace_mlp` is the MLP-only trace that
 lesion analysis replays. ``torch.fx`` records every operation of ``forward``
 (modules, functions such as ``torch.relu`` and ``+``, tensor methods), so a
 skip connection or a concatenation written as plain code is seen: placed in
-the graph by trace_network, refused by trace_mlp, never mistaken for a chain. A walk over the recorded graph gives every tensor the
-layer whose units its features are (see :class:`TracedOp`); one handler per
+the graph by trace_network, refused by trace_mlp, never mistaken for a chain.
+A walk over the recorded graph gives every tensor the layer whose units its
+features are (see :class:`TracedOp`); one handler per
 kind of op (``_HANDLERS``) decides what an op does to them.
 
 :class:`MlpReplay` replays a traced MLP layer by layer with cached
