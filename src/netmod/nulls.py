@@ -329,6 +329,8 @@ def shuffle_null(
     n_init: int = 10,
     tol: float = DEFAULT_TOL,
     progress: bool | None = None,
+    executor: Any = None,
+    chunk_size: int | None = None,
 ) -> NullDistribution:
     """A network's modularity against that of its weight-shuffled copies.
 
@@ -370,6 +372,18 @@ def shuffle_null(
         Eigenvector residual bound (see :func:`netmod.spectral_clustering`).
     progress : bool or None
         tqdm progress bar; None shows it only on a terminal.
+    executor : concurrent.futures.Executor, optional
+        Runs the replicates as tasks on this executor instead of in local
+        threads: a ``ProcessPoolExecutor``, or a Dask cluster through
+        ``distributed.Client(address).get_executor()`` (the weights are then
+        scattered to the workers once). Each task clusters a chunk of
+        consecutive replicates (the observed network is one more task) with
+        ``n_threads`` threads, 1 by default. The samples are bit-identical
+        to a local run for any executor, number of workers or chunk size.
+        Spectral n-cut nulls only.
+    chunk_size : int, optional
+        Replicates per task (with an executor); by default about four tasks
+        per worker.
 
     Returns
     -------
@@ -404,6 +418,20 @@ def shuffle_null(
     progress = check_optional_bool(progress, "progress")
     settings = {"shuffle": shuffle, "method": method, "statistic": statistic, "n_clusters": k,
                 "n_shuffles": n_shuffles, "seed": seed, "n_init": n_init, "tol": tol}
+    if executor is not None:
+        if not callable(getattr(executor, "submit", None)):
+            raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+        if statistic != "ncut" or method != "spectral":
+            raise ValueError("executor= runs spectral n-cut nulls (method='spectral', statistic='ncut'); "
+                             f"got method={method!r}, statistic={statistic!r}")
+        if chunk_size is not None:
+            chunk_size = check_int(chunk_size, "chunk_size", 1)
+        task_threads = 1 if n_threads is None else threads
+        observed, samples = _executor_null(layered, executor=executor, chunk_size=chunk_size, threads=task_threads,
+                                           progress=progress, **settings)
+        return NullDistribution(observed=observed, samples=samples, graph_info=graph_info(graph), **settings)
+    if chunk_size is not None:
+        raise ValueError("chunk_size applies to executor= runs only")
     if statistic != "ncut" or method != "spectral":
         observed, samples = _python_null(layered, threads=threads, progress=progress, **settings)
     else:
@@ -466,6 +494,71 @@ def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol,
             if n_shuffles - start - chunk < chunk // 2:
                 chunk = n_shuffles - start
     return float(observed), samples
+
+
+def _null_chunk(kind: str, data: Any, start: int, count: int, options: dict) -> np.ndarray:
+    """One task of an executor null: the n-cuts of replicates start..start+count-1 (or, with
+    options["observed"], of the observed network first). Module-level, so it pickles by name."""
+    from ._native import core
+
+    if kind == "blocks":
+        return core.null_samples_blocks(*data, start=start, count=count, **options)
+    return core.null_samples(list(data), start=start, count=count, **options)
+
+
+def _executor_workers(executor: Any) -> int:
+    client = getattr(executor, "_client", None)
+    if client is not None and callable(getattr(client, "scheduler_info", None)):
+        try:
+            return max(1, len(client.scheduler_info().get("workers", {})))
+        except Exception:  # noqa: BLE001 - a count for chunking only
+            return 4
+    return max(1, int(getattr(executor, "_max_workers", 4) or 4))
+
+
+def _executor_null(layered, *, executor, chunk_size, shuffle, n_clusters, n_shuffles, seed, n_init, tol, threads,
+                   progress, **_) -> tuple:
+    """Replicate chunks as tasks on a concurrent.futures executor (Dask's too), bit-identical to local runs."""
+    import concurrent.futures as cf
+
+    from tqdm.auto import tqdm
+
+    compacted = for_kernel(_compacted(layered))
+    if isinstance(compacted, BlockInput):
+        kind, data = "blocks", tuple(compacted.native_args())
+    else:
+        kind, data = "layers", tuple(compacted.weights)
+    client = getattr(executor, "_client", None)
+    if client is not None and callable(getattr(client, "scatter", None)):
+        data = client.scatter([data], broadcast=True, hash=False)[0]  # to every worker once, not per task
+    if chunk_size is None:
+        chunk_size = max(1, -(-n_shuffles // (4 * _executor_workers(executor))))
+    options = {"method": shuffle, "seed": seed, "n_clusters": n_clusters, "n_init": n_init, "tol": tol,
+               "n_threads": threads}
+    samples = np.empty(n_shuffles)
+    observed = None
+    pending = {executor.submit(_null_chunk, kind, data, 0, 0, {**options, "observed": True}): None}
+    for start in range(0, n_shuffles, chunk_size):
+        count = min(chunk_size, n_shuffles - start)
+        pending[executor.submit(_null_chunk, kind, data, start, count, {**options, "observed": False})] = start
+    disable = None if progress is None else not progress
+    try:
+        with tqdm(total=n_shuffles, desc=f"{shuffle} null", unit="shuffle", disable=disable, leave=False) as bar:
+            while pending:
+                done, _ = cf.wait(list(pending), timeout=1.0, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    start = pending.pop(future)
+                    out = np.asarray(future.result(), dtype=np.float64)
+                    if start is None:
+                        observed = float(out[0])
+                        continue
+                    samples[start:start + out.size] = out
+                    bar.update(out.size)
+    except BaseException:
+        for future in pending:  # a task that raised, or Ctrl-C: nothing more runs
+            future.cancel()
+        raise
+    return observed, samples
 
 
 def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles, seed, n_init, tol, threads,

@@ -1,0 +1,156 @@
+"""shuffle_null(executor=...): replicate chunks as tasks on a concurrent.futures executor or a Dask cluster.
+
+The oracle is the local run: replicate i is a pure function of (seed, i), so the samples must be
+bit-identical for any executor, worker count and chunk size.
+"""
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import threading
+
+import numpy as np
+import pytest
+
+import netmod
+from netmod.synthetic import glorot_weights
+
+
+def block_graph():
+    rng = np.random.default_rng(3)
+    sizes, pairs = [12, 10, 10, 8], [(0, 1), (1, 2), (0, 2), (2, 3), (1, 3)]
+    blocks = [rng.normal(size=(sizes[s], sizes[d])) for s, d in pairs]
+    return netmod.from_blocks(blocks, sizes=sizes, pairs=pairs)
+
+
+GRAPHS = {"chain": lambda: glorot_weights([40, 30, 30, 10], seed=0), "blocks": block_graph}
+KW = {"n_shuffles": 17, "n_clusters": 4, "seed": 5, "progress": False}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+@pytest.mark.parametrize("chunk", [1, 3, 17, None])
+def test_thread_pool_samples_equal_the_local_run(name, chunk):
+    g = GRAPHS[name]()
+    local = netmod.shuffle_null(g, **KW)
+    with cf.ThreadPoolExecutor(3) as ex:
+        got = netmod.shuffle_null(g, executor=ex, chunk_size=chunk, **KW)
+    np.testing.assert_array_equal(got.samples, local.samples)
+    assert got.observed == local.observed and got.n_shuffles == 17
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_process_pool_samples_equal_the_local_run(name):
+    g = GRAPHS[name]()
+    local = netmod.shuffle_null(g, **KW)
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        got = netmod.shuffle_null(g, executor=ex, chunk_size=4, **KW)
+    np.testing.assert_array_equal(got.samples, local.samples)
+    assert got.observed == local.observed
+
+
+class CountingExecutor(cf.ThreadPoolExecutor):
+    """One worker; counts the tasks that ran and makes task `fail_at` raise."""
+
+    def __init__(self, fail_at=None):
+        super().__init__(1)
+        self.ran, self.fail_at, self.lock = 0, fail_at, threading.Lock()
+
+    def submit(self, fn, *args, **kwargs):
+        def task():
+            with self.lock:
+                self.ran += 1
+                index = self.ran
+            if index == self.fail_at:
+                raise RuntimeError(f"task {index} failed")
+            return fn(*args, **kwargs)
+        return super().submit(task)
+
+
+def test_a_task_that_raises_stops_the_run_and_cancels_the_rest():
+    g = GRAPHS["chain"]()
+    with CountingExecutor(fail_at=2) as ex:
+        with pytest.raises(RuntimeError, match="task 2 failed"):
+            netmod.shuffle_null(g, executor=ex, chunk_size=1, **{**KW, "n_shuffles": 40})
+    assert ex.ran < 41  # the observed task and 40 chunks of one: most never ran
+
+
+def test_ctrl_c_cancels_the_pending_tasks(monkeypatch):
+    g = GRAPHS["chain"]()
+    calls = {"n": 0}
+    real_wait = cf.wait
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(cf, "wait", interrupted)
+    with CountingExecutor() as ex:
+        with pytest.raises(KeyboardInterrupt):
+            netmod.shuffle_null(g, executor=ex, chunk_size=1, **{**KW, "n_shuffles": 40})
+    assert ex.ran < 41
+
+
+def test_executor_settings_are_checked():
+    g = GRAPHS["chain"]()
+    with pytest.raises(TypeError, match="executor must be a concurrent.futures.Executor"):
+        netmod.shuffle_null(g, executor=object(), **KW)
+    with cf.ThreadPoolExecutor(1) as ex:
+        with pytest.raises(ValueError, match="spectral n-cut nulls"):
+            netmod.shuffle_null(g, executor=ex, method="leiden", **KW)
+        with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+            netmod.shuffle_null(g, executor=ex, chunk_size=0, **KW)
+    with pytest.raises(ValueError, match="chunk_size applies to executor= runs only"):
+        netmod.shuffle_null(g, chunk_size=3, **KW)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed", reason="the [dask] extra (distributed) is not installed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_dask_local_cluster_samples_equal_the_local_run(dask_client, name):
+    g = GRAPHS[name]()
+    local = netmod.shuffle_null(g, **{**KW, "n_shuffles": 30})
+    got = netmod.shuffle_null(g, executor=dask_client.get_executor(), **{**KW, "n_shuffles": 30})
+    np.testing.assert_array_equal(got.samples, local.samples)
+    assert got.observed == local.observed
+    got = netmod.shuffle_null(g, executor=dask_client.get_executor(), chunk_size=7, **{**KW, "n_shuffles": 30})
+    np.testing.assert_array_equal(got.samples, local.samples)
+
+
+def test_dask_worker_error_reaches_the_caller(dask_client):
+    g = glorot_weights([6, 4], seed=0)  # 10 units: 50 clusters cannot be made, in the workers either
+    with pytest.raises(ValueError, match="n_clusters must be <= the number of non-isolated nodes"):
+        netmod.shuffle_null(g, n_clusters=50, progress=False)
+    with pytest.raises(ValueError, match="n_clusters must be <= the number of non-isolated nodes"):
+        netmod.shuffle_null(g, n_clusters=50, progress=False, executor=dask_client.get_executor())
+
+
+def test_dask_ctrl_c_cancels_the_pending_tasks(dask_client, monkeypatch):
+    g = GRAPHS["chain"]()
+    real_wait = cf.wait
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(cf, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        netmod.shuffle_null(g, executor=dask_client.get_executor(), chunk_size=1, **{**KW, "n_shuffles": 200})
+    monkeypatch.setattr(cf, "wait", real_wait)
+    # Nothing is left running on the cluster: every pending task was cancelled.
+    import time
+
+    for _ in range(50):
+        if not any(dask_client.processing().values()):
+            break
+        time.sleep(0.1)
+    assert not any(dask_client.processing().values())
