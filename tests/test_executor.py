@@ -154,3 +154,46 @@ def test_dask_ctrl_c_cancels_the_pending_tasks(dask_client, monkeypatch):
             break
         time.sleep(0.1)
     assert not any(dask_client.processing().values())
+
+
+def _mlp_file(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 8))
+    path = tmp_path / "mlp.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def _cli_null(path, capsys, *extra):
+    import json
+
+    from netmod.cli import main
+
+    assert main(["null", str(path), "--shuffles", "9", "--n-clusters", "3", "--seed", "2", "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_null_on_local_workers_gives_the_same_samples(tmp_path, capsys):
+    path = _mlp_file(tmp_path)
+    local = _cli_null(path, capsys)
+    workers = _cli_null(path, capsys, "--workers", "2")
+    assert workers["nulls"]["layer"]["samples"] == local["nulls"]["layer"]["samples"]
+    assert workers["observed"] == local["observed"]
+
+
+def test_cli_null_on_a_dask_scheduler_gives_the_same_samples(dask_client, tmp_path, capsys):
+    path = _mlp_file(tmp_path)
+    local = _cli_null(path, capsys)
+    remote = _cli_null(path, capsys, "--scheduler", dask_client.scheduler.address)
+    assert remote["nulls"]["layer"]["samples"] == local["nulls"]["layer"]["samples"]
+
+
+def test_cli_executor_options_are_checked(tmp_path, capsys):
+    from netmod.cli import main
+
+    path = _mlp_file(tmp_path)
+    assert main(["null", str(path), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["null", str(path), "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err

@@ -7,6 +7,7 @@ a bad file or a bad setting.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -159,6 +160,35 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace):
+    """None (local threads), a local process pool (--workers N) or a Dask cluster's executor (--scheduler)."""
+    if args.workers is not None and args.scheduler is not None:
+        raise _UsageError("give --workers or --scheduler, not both")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise _UsageError(f"--workers must be >= 1, got {args.workers}")
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            yield pool
+        return
+    if args.scheduler is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise _UsageError("--scheduler needs Dask's distributed package: pip install 'netmod[dask]'") from None
+        try:
+            client = Client(args.scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise _UsageError(f"--scheduler {args.scheduler}: cannot connect: {err}") from None
+        with client:
+            yield client.get_executor()
+        return
+    yield None
+
+
 def _null(args: argparse.Namespace) -> int:
     from .nulls import shuffle_null
     from .results import to_plain, versions
@@ -168,13 +198,14 @@ def _null(args: argparse.Namespace) -> int:
         raise _UsageError(f"--shuffle must list 'layer' and/or 'nonzero' once each, got {args.shuffle!r}")
     graph, trace = _load_graph(args)
     nulls = {}
-    try:
-        for shuffle in shuffles:
-            nulls[shuffle] = shuffle_null(graph, n_shuffles=args.shuffles, shuffle=shuffle,
-                                          n_clusters=args.n_clusters, seed=args.seed, n_threads=args.threads,
-                                          progress=None)
-    except (TypeError, ValueError) as err:
-        raise _UsageError(str(err)) from None
+    with _executor(args) as executor:
+        try:
+            for shuffle in shuffles:
+                nulls[shuffle] = shuffle_null(graph, n_shuffles=args.shuffles, shuffle=shuffle,
+                                              n_clusters=args.n_clusters, seed=args.seed, n_threads=args.threads,
+                                              progress=None, executor=executor)
+        except (TypeError, ValueError) as err:
+            raise _UsageError(str(err)) from None
     observed = next(iter(nulls.values())).observed
     files = []
     if args.out:
@@ -314,7 +345,12 @@ def _parser() -> argparse.ArgumentParser:
     null.add_argument("--shuffles", type=int, default=100, help="shuffled copies per null (default 100)")
     null.add_argument("--n-clusters", type=int, default=12)
     null.add_argument("--seed", type=int, default=0)
-    null.add_argument("--threads", type=int, default=None, help="worker threads (default: all cores)")
+    null.add_argument("--threads", type=int, default=None,
+                      help="worker threads (default: all cores; 1 per task with --workers or --scheduler)")
+    null.add_argument("--workers", type=int, default=None,
+                      help="run the shuffles as tasks on N local worker processes (same samples)")
+    null.add_argument("--scheduler", default=None,
+                      help="run the shuffles on a Dask cluster, e.g. tcp://host:8786 (netmod[dask]; same samples)")
     null.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
     null.add_argument("--json", action="store_true", help="print JSON instead of a table")
     null.add_argument("--out", default=None, help="folder for null.png (histograms) and null.json")
