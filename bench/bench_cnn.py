@@ -45,24 +45,14 @@ import sklearn
 import torch
 from scipy.sparse.linalg import eigsh
 from sklearn.cluster import KMeans, SpectralClustering
-from torch import nn
 
 import netmod
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import cnn_models  # noqa: E402
+from random_init_cnn import glorot  # noqa: E402  (Glorot-uniform kernels, zero biases)
 
 K = 12
-
-
-def glorot(model, seed=0):
-    torch.manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-    return model.eval()
 
 
 def adjacency(g):
@@ -197,14 +187,14 @@ def main(argv=None):
           f"{os.cpu_count()} cores; k = {K}")
 
     t = time.perf_counter()
-    vgg = netmod.from_torch(glorot(cnn_models.vgg16_cifar()), example_input=torch.zeros(1, 3, 32, 32),
+    vgg = netmod.from_torch(glorot(cnn_models.vgg16_cifar(), 0).eval(), example_input=torch.zeros(1, 3, 32, 32),
                             include="conv", kernel_norm="induced-l1")
     print(f"VGG-16 graph from_torch: {time.perf_counter() - t:.1f} s")
     bench_graph("VGG-16 CIFAR-10", vgg, args.repeats, args.shuffles, True)
     del vgg
 
     t = time.perf_counter()
-    res = netmod.from_torch(glorot(cnn_models.resnet50()), example_input=torch.zeros(1, 3, 224, 224),
+    res = netmod.from_torch(glorot(cnn_models.resnet50(), 0).eval(), example_input=torch.zeros(1, 3, 224, 224),
                             include="conv", kernel_norm="induced-l1")
     print(f"\nResNet-50 graph from_torch: {time.perf_counter() - t:.1f} s; peak RSS so far {peak_rss_gib():.2f} GiB")
     bench_graph("ResNet-50", res, args.resnet_repeats, args.shuffles, not args.skip_resnet_null)

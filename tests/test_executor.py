@@ -73,10 +73,11 @@ def test_a_task_that_raises_stops_the_run_and_cancels_the_rest():
     assert ex.ran < 41  # the observed task and 40 chunks of one: most never ran
 
 
-def test_ctrl_c_cancels_the_pending_tasks(monkeypatch):
-    g = GRAPHS["chain"]()
-    calls = {"n": 0}
+@pytest.fixture
+def ctrl_c_on_second_wait(monkeypatch):
+    """Ctrl-C while shuffle_null waits for its tasks the second time; yields a function undoing it."""
     real_wait = cf.wait
+    calls = {"n": 0}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -85,6 +86,11 @@ def test_ctrl_c_cancels_the_pending_tasks(monkeypatch):
         return real_wait(*args, **kwargs)
 
     monkeypatch.setattr(cf, "wait", interrupted)
+    yield lambda: monkeypatch.setattr(cf, "wait", real_wait)
+
+
+def test_ctrl_c_cancels_the_pending_tasks(ctrl_c_on_second_wait):
+    g = GRAPHS["chain"]()
     with CountingExecutor() as ex:
         with pytest.raises(KeyboardInterrupt):
             netmod.shuffle_null(g, executor=ex, chunk_size=1, **{**KW, "n_shuffles": 40})
@@ -131,21 +137,11 @@ def test_dask_worker_error_reaches_the_caller(dask_client):
         netmod.shuffle_null(g, n_clusters=50, progress=False, executor=dask_client.get_executor())
 
 
-def test_dask_ctrl_c_cancels_the_pending_tasks(dask_client, monkeypatch):
+def test_dask_ctrl_c_cancels_the_pending_tasks(dask_client, ctrl_c_on_second_wait):
     g = GRAPHS["chain"]()
-    real_wait = cf.wait
-    calls = {"n": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_wait(*args, **kwargs)
-
-    monkeypatch.setattr(cf, "wait", interrupted)
     with pytest.raises(KeyboardInterrupt):
         netmod.shuffle_null(g, executor=dask_client.get_executor(), chunk_size=1, **{**KW, "n_shuffles": 200})
-    monkeypatch.setattr(cf, "wait", real_wait)
+    ctrl_c_on_second_wait()
     # Nothing is left running on the cluster: every pending task was cancelled.
     import time
 

@@ -222,16 +222,6 @@ def test_batchnorm_before_a_conv_scales_what_reads_it(norm):
 
     # After a layer whose output is also read elsewhere (a branch): folding into that layer would
     # change the other branch, so the factor goes to the reader.
-    class Branch(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
-            self.b, self.c = nn.Conv2d(4, 2, 3, padding=1), nn.Conv2d(4, 2, 1)
-
-        def forward(self, x):
-            h = self.a(x)
-            return self.b(F.relu(self.bn(h))) + self.c(h)
-
     m = Branch()
     randomise_bn(m.bn, gen)
     t = trace_network(m, example_input=torch.zeros(1, 3, 6, 6), kernel_norm=norm)

@@ -18,6 +18,8 @@ import pickle
 import torch
 from torch import nn
 
+from .tracing import POOL_PAD_MODULES
+
 __all__ = ["keras_like_mlp", "load_network", "load_weights", "saved_model_kind"]
 
 
@@ -492,15 +494,7 @@ def load_weights(path, *, sizes=None):
 # --- any network: torch.export archives (.pt2) and TorchScript nn.Sequential CNNs ---------------------
 
 _SEQUENTIAL = "torch.nn.modules.container.Sequential"
-_CNN_MODULES = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d,
-    nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
-    nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
-    nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
-)
+_CNN_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d) + POOL_PAD_MODULES
 # The modules a TorchScript archive of a network may hold, by qualified name: an nn.Sequential runs its
 # children in index order, and these are rebuilt as torch's own modules from their pickled tensors and the
 # constants their classes declare.

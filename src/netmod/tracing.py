@@ -270,8 +270,10 @@ def _numpy_weight(linear: nn.Linear) -> np.ndarray:
 class _Graph:
     """The fx graph of a model with the lookups the walk needs; ``path`` maps fx targets to model paths."""
 
-    def __init__(self, model: nn.Module, root: nn.Module, module: fx.GraphModule, wrapped: bool):
+    def __init__(self, model: nn.Module, root: nn.Module, module: fx.GraphModule, wrapped: bool,
+                 tracer_cls: type | None = None):
         self.model, self.root, self.module, self.wrapped = model, root, module, wrapped
+        self.tracer_cls = tracer_cls or _Tracer  # the same leaves again, so node names match
         self._stack_traces = None
 
     def path(self, target: str) -> str:
@@ -287,7 +289,7 @@ class _Graph:
         recording stack traces, which costs seconds of imports the first time in a process."""
         if self._stack_traces is None:
             with _eval_mode(self.model), torch.no_grad():
-                graph = _Tracer(record_stack_traces=True).trace(self.root)
+                graph = self.tracer_cls(record_stack_traces=True).trace(self.root)
             self._stack_traces = {n.name: n.stack_trace for n in graph.nodes}
         return self._stack_traces.get(node.name)
 
@@ -556,8 +558,9 @@ _HANDLERS = {
 }
 
 
-def _symbolic_trace(model: nn.Module) -> _Graph:
-    tracer = _Tracer()
+def _symbolic_trace(model: nn.Module, tracer_cls: type | None = None) -> _Graph:
+    tracer_cls = tracer_cls or _Tracer
+    tracer = tracer_cls()
     wrapped = tracer.is_leaf_module(model, "")
     root = _Root(model) if wrapped else model
     try:
@@ -568,7 +571,7 @@ def _symbolic_trace(model: nn.Module) -> _Graph:
             f"{type(err).__name__}: {err}. Data-dependent control flow (if/for on tensor values), len() or "
             f"iteration over a tensor cannot be traced; write forward as a fixed sequence of ops"
         ) from err
-    return _Graph(model, root, fx.GraphModule(root, graph), wrapped)
+    return _Graph(model, root, fx.GraphModule(root, graph), wrapped, tracer_cls)
 
 
 def _default_input(g: _Graph, nodes: list, kinds: dict) -> tuple:
@@ -1097,7 +1100,8 @@ _NET_HINT = ("trace a sub-module made of those (for example the convolutional tr
 
 # Parameter-free modules and functions that keep each channel (or feature) where it is: activations,
 # dropout, pooling and padding. Only the units matter for the graph, not what is computed on them.
-_KEEP_MODULES = tuple(_ELEMENTWISE_MODULES) + tuple(_SOFTMAX_MODULES) + (
+# Pooling and padding modules: parameter-free, each output channel computed from its input channel alone.
+POOL_PAD_MODULES = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.LPPool1d, nn.LPPool2d,
@@ -1105,6 +1109,7 @@ _KEEP_MODULES = tuple(_ELEMENTWISE_MODULES) + tuple(_SOFTMAX_MODULES) + (
     nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d, nn.ReplicationPad1d, nn.ReplicationPad2d,
     nn.ReplicationPad3d, nn.CircularPad1d, nn.CircularPad2d, nn.CircularPad3d,
 )
+_KEEP_MODULES = tuple(_ELEMENTWISE_MODULES) + tuple(_SOFTMAX_MODULES) + POOL_PAD_MODULES
 _KEEP_FUNCTIONS = (set(_ELEMENTWISE_FUNCTIONS) | set(_SOFTMAX_FUNCTIONS) | {
     F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
     F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
@@ -1212,21 +1217,6 @@ class _NetTracer(_Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return _is_conv(m) or _is_bn(m) or super().is_leaf_module(m, module_qualified_name)
-
-
-def _net_trace(model: nn.Module) -> _Graph:
-    tracer = _NetTracer()
-    wrapped = tracer.is_leaf_module(model, "")
-    root = _Root(model) if wrapped else model
-    try:
-        graph = tracer.trace(root)
-    except Exception as err:
-        raise ValueError(
-            f"model's forward cannot be traced by torch.fx (netmod follows every op of forward): "
-            f"{type(err).__name__}: {err}. Data-dependent control flow (if/for on tensor values), len() or "
-            f"iteration over a tensor cannot be traced; write forward as a fixed sequence of ops"
-        ) from err
-    return _Graph(model, root, fx.GraphModule(root, graph), wrapped)
 
 
 def _net_refuse(g: _Graph, node: fx.Node, why: str) -> ValueError:
@@ -1651,7 +1641,7 @@ def trace_network(model: nn.Module, *, example_input: torch.Tensor | None = None
                          "materialize them")
     _check_hooks(model)
     with _eval_mode(model), torch.no_grad():
-        g = _net_trace(model)
+        g = _symbolic_trace(model, _NetTracer)
         nodes = list(g.module.graph.nodes)
         if example_input is None:
             example_input = _net_default_input(g, nodes)
