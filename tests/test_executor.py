@@ -1,7 +1,9 @@
-"""shuffle_null(executor=...): replicate chunks as tasks on a concurrent.futures executor or a Dask cluster.
+"""executor=: shuffle_null's replicate chunks, lesion_importance's sub-modules and reproduce's networks as
+tasks on a concurrent.futures executor or a Dask cluster.
 
-The oracle is the local run: replicate i is a pure function of (seed, i), so the samples must be
-bit-identical for any executor, worker count and chunk size.
+The oracle is the local run: replicate i is a pure function of (seed, i), a sub-module's lesions of (seed,
+layer, cluster), a network's training and analysis of its seed, so the results must be bit-identical for any
+executor, worker count and chunk size.
 """
 
 import concurrent.futures as cf
@@ -193,3 +195,71 @@ def test_cli_executor_options_are_checked(tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
     assert main(["null", str(path), "--workers", "0"]) == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+# ---- lesion_importance(executor=) -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lesion_case():
+    """A briefly trained MLP pruned with live torch pruning hooks (they must pickle), its partition, data."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils import prune
+
+    from netmod.torch_models import keras_like_mlp
+
+    data = netmod.datasets.load_embedded("test")
+    images, labels = data.images[:600], data.labels[:600]
+    model = keras_like_mlp((784, 32, 24, 10), seed=1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            prune.l1_unstructured(m, "weight", amount=0.6)
+    partition = netmod.spectral_clustering(netmod.from_torch(model), n_clusters=4, seed=0)
+    return model.eval(), partition, (images, labels)
+
+
+def _same_importance(a, b):
+    np.testing.assert_equal(a.table, b.table)  # nan z of constant nulls compares equal here
+    np.testing.assert_array_equal(a.null_drops, b.null_drops)
+    assert (a.base_accuracy, a.seed, a.n_draws) == (b.base_accuracy, b.seed, b.n_draws)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, None])
+def test_lesions_on_a_thread_pool_equal_the_local_run(lesion_case, chunk):
+    model, partition, data = lesion_case
+    local = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False)
+    with cf.ThreadPoolExecutor(3) as ex:
+        got = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False, executor=ex,
+                                       chunk_size=chunk)
+    assert len(local.table) >= 4
+    _same_importance(got, local)
+
+
+def test_lesions_on_a_process_pool_equal_the_local_run(lesion_case):
+    model, partition, data = lesion_case
+    local = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False)
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        got = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False, executor=ex)
+    _same_importance(got, local)
+
+
+def test_lesions_on_a_dask_cluster_equal_the_local_run(dask_client, lesion_case):
+    model, partition, data = lesion_case
+    local = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False)
+    got = netmod.lesion_importance(model, partition, data, n_draws=15, seed=4, progress=False,
+                                   executor=dask_client.get_executor(), chunk_size=2)
+    _same_importance(got, local)
+
+
+def test_lesion_task_errors_and_settings(lesion_case):
+    model, partition, data = lesion_case
+    with CountingExecutor(fail_at=1) as ex:
+        with pytest.raises(RuntimeError, match="task 1 failed"):
+            netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, executor=ex, chunk_size=1)
+    assert ex.ran < len(netmod.lesion_importance(model, partition, data, n_draws=5, progress=False).table)
+    with pytest.raises(TypeError, match="executor must be a concurrent.futures.Executor"):
+        netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, executor="dask")
+    with pytest.raises(ValueError, match="chunk_size applies to executor= runs only"):
+        netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, chunk_size=2)
+    with cf.ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, executor=ex, chunk_size=0)

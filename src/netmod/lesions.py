@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._executor import check_executor
 from ._validate import check_int, check_real, check_seed
 from .nulls import combine_percentiles, empirical_p
 from .results import frozen_array, to_plain, versions
@@ -359,6 +360,59 @@ class _Setup:
         return drop, class_drop
 
 
+def _submodule_correct(setup: _Setup, i: int, seed: int, n_draws: int) -> np.ndarray:
+    """Correct answers per class, (n_draws + 1, n_classes), of sub-module i lesioned (row 0) and of
+    its ``n_draws`` random same-size lesions."""
+    import torch
+
+    layer, cluster, units, live = setup.submodules[i]
+    net = setup.net
+    with torch.no_grad(), net.eval_mode():
+        draws = np.vstack([units, _random_sets(seed, (layer, cluster), live, len(units), n_draws)])
+        if len(units) == len(live):
+            # Every random set is the sub-module itself: one evaluation serves all rows.
+            return np.repeat(net.lesioned_correct(setup.h, setup.z, layer, units[None], setup.onehot, setup.y),
+                             len(draws), axis=0)
+        return net.lesioned_correct(setup.h, setup.z, layer, draws, setup.onehot, setup.y)
+
+
+def _lesion_task(inputs: tuple, indices: list, seed: int, n_draws: int, torch_threads: int) -> list:
+    """One task of an executor run: the correct-count arrays of sub-modules ``indices``. The model's
+    activations are recomputed here with the caller's torch thread count, so the arithmetic (and every
+    count) is the caller's. Module-level, so it pickles by name."""
+    import torch
+
+    model, labels, dataset = inputs
+    before = torch.get_num_threads()
+    torch.set_num_threads(torch_threads)
+    try:
+        setup = _Setup(model, labels, dataset)
+        return [_submodule_correct(setup, i, seed, n_draws) for i in indices]
+    finally:
+        torch.set_num_threads(before)
+
+
+def _executor_corrects(executor, chunk_size, model, labels, dataset, n_sub, seed, n_draws, bar) -> list:
+    import torch
+
+    from ._executor import run_tasks, share, worker_count
+
+    if chunk_size is None:
+        chunk_size = max(1, -(-n_sub // (2 * worker_count(executor))))
+    inputs = share(executor, (model, labels, dataset))
+    threads = torch.get_num_threads()
+    corrects = [None] * n_sub
+
+    def on_result(start, out):
+        corrects[start:start + len(out)] = out
+        bar.update(len(out) * (n_draws + 1))
+
+    run_tasks(executor, [(start, _lesion_task, (inputs, list(range(start, min(start + chunk_size, n_sub))), seed,
+                                                n_draws, threads))
+                         for start in range(0, n_sub, chunk_size)], on_result)
+    return corrects
+
+
 def lesion_importance(
     model: Any,
     partition: Any,
@@ -369,6 +423,8 @@ def lesion_importance(
     min_drop: float = 0.01,
     small: int = 12,
     progress: bool | None = None,
+    executor: Any = None,
+    chunk_size: int | None = None,
 ) -> LesionImportance:
     """Accuracy cost of lesioning each sub-module, against random lesions of the same size.
 
@@ -399,6 +455,16 @@ def lesion_importance(
         Sub-modules of at most this many units are categorised "small".
     progress : bool or None
         tqdm progress bar (None: only on a terminal).
+    executor : concurrent.futures.Executor, optional
+        Evaluates the lesions as tasks on this executor (a
+        ``ProcessPoolExecutor``, or a Dask cluster through
+        ``distributed.Client(address).get_executor()``, which receives the
+        model and the data once). Each task recomputes the activations and
+        lesions a chunk of sub-modules with the caller's torch thread count,
+        so the result is identical to a local run.
+    chunk_size : int, optional
+        Sub-modules per task (with an executor); by default about two tasks
+        per worker.
 
     Returns
     -------
@@ -428,26 +494,31 @@ def lesion_importance(
     >>> imp.null_drops.shape, 0 < imp.combined_p <= 1
     ((6, 20), True)
     """
-    import torch
 
     n_draws = check_int(n_draws, "n_draws", 1)
     seed = check_seed(seed)
     min_drop = check_real(min_drop, "min_drop", minimum=0.0, maximum=1.0)
     small = check_int(small, "small", 0)
+    if executor is not None:
+        check_executor(executor)
+        if chunk_size is not None:
+            chunk_size = check_int(chunk_size, "chunk_size", 1)
+    elif chunk_size is not None:
+        raise ValueError("chunk_size applies to executor= runs only")
     setup = _Setup(model, partition, dataset)
     net = setup.net
     rows, null_rows = [], []
-    with torch.no_grad(), net.eval_mode(), _progress(len(setup.submodules) * (n_draws + 1), "lesions",
-                                                     progress) as bar:
-        for layer, cluster, units, live in setup.submodules:
-            draws = np.vstack([units, _random_sets(seed, (layer, cluster), live, len(units), n_draws)])
-            if len(units) == len(live):
-                # Every random set is the sub-module itself: one evaluation serves all rows.
-                correct = np.repeat(net.lesioned_correct(setup.h, setup.z, layer, units[None], setup.onehot,
-                                                         setup.y), len(draws), axis=0)
-            else:
-                correct = net.lesioned_correct(setup.h, setup.z, layer, draws, setup.onehot, setup.y)
-            bar.update(len(draws))
+    n_sub = len(setup.submodules)
+    with _progress(n_sub * (n_draws + 1), "lesions", progress) as bar:
+        if executor is None:
+            corrects = []
+            for i in range(n_sub):
+                corrects.append(_submodule_correct(setup, i, seed, n_draws))
+                bar.update(n_draws + 1)
+        else:
+            corrects = _executor_corrects(executor, chunk_size, model, setup.labels, dataset, n_sub, seed,
+                                          n_draws, bar)
+        for (layer, cluster, units, live), correct in zip(setup.submodules, corrects, strict=True):
             drops, class_drops = setup.accuracy_drops(correct)
             mean_class, rng = _class_stats(np.nan_to_num(class_drops[:, setup.class_totals > 0]))
             null = drops[1:]

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
+from ._executor import check_executor
 from ._native import core as _core
 from ._validate import (
     check_choice,
@@ -419,8 +420,7 @@ def shuffle_null(
     settings = {"shuffle": shuffle, "method": method, "statistic": statistic, "n_clusters": k,
                 "n_shuffles": n_shuffles, "seed": seed, "n_init": n_init, "tol": tol}
     if executor is not None:
-        if not callable(getattr(executor, "submit", None)):
-            raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+        check_executor(executor)
         if statistic != "ncut" or method != "spectral":
             raise ValueError("executor= runs spectral n-cut nulls (method='spectral', statistic='ncut'); "
                              f"got method={method!r}, statistic={statistic!r}")
@@ -506,59 +506,41 @@ def _null_chunk(kind: str, data: Any, start: int, count: int, options: dict) -> 
     return core.null_samples(list(data), start=start, count=count, **options)
 
 
-def _executor_workers(executor: Any) -> int:
-    client = getattr(executor, "_client", None)
-    if client is not None and callable(getattr(client, "scheduler_info", None)):
-        try:
-            return max(1, len(client.scheduler_info().get("workers", {})))
-        except Exception:  # noqa: BLE001 - a count for chunking only
-            return 4
-    return max(1, int(getattr(executor, "_max_workers", 4) or 4))
-
-
 def _executor_null(layered, *, executor, chunk_size, shuffle, n_clusters, n_shuffles, seed, n_init, tol, threads,
                    progress, **_) -> tuple:
     """Replicate chunks as tasks on a concurrent.futures executor (Dask's too), bit-identical to local runs."""
-    import concurrent.futures as cf
-
     from tqdm.auto import tqdm
+
+    from ._executor import run_tasks, share, worker_count
 
     compacted = for_kernel(_compacted(layered))
     if isinstance(compacted, BlockInput):
         kind, data = "blocks", tuple(compacted.native_args())
     else:
         kind, data = "layers", tuple(compacted.weights)
-    client = getattr(executor, "_client", None)
-    if client is not None and callable(getattr(client, "scatter", None)):
-        data = client.scatter([data], broadcast=True, hash=False)[0]  # to every worker once, not per task
+    data = share(executor, data)  # to every Dask worker once, not per task
     if chunk_size is None:
-        chunk_size = max(1, -(-n_shuffles // (4 * _executor_workers(executor))))
+        chunk_size = max(1, -(-n_shuffles // (4 * worker_count(executor))))
     options = {"method": shuffle, "seed": seed, "n_clusters": n_clusters, "n_init": n_init, "tol": tol,
                "n_threads": threads}
     samples = np.empty(n_shuffles)
-    observed = None
-    pending = {executor.submit(_null_chunk, kind, data, 0, 0, {**options, "observed": True}): None}
-    for start in range(0, n_shuffles, chunk_size):
-        count = min(chunk_size, n_shuffles - start)
-        pending[executor.submit(_null_chunk, kind, data, start, count, {**options, "observed": False})] = start
+    observed = []
+    tasks = [(None, _null_chunk, (kind, data, 0, 0, {**options, "observed": True}))]
+    tasks += [(start, _null_chunk, (kind, data, start, min(chunk_size, n_shuffles - start),
+                                    {**options, "observed": False}))
+              for start in range(0, n_shuffles, chunk_size)]
     disable = None if progress is None else not progress
-    try:
-        with tqdm(total=n_shuffles, desc=f"{shuffle} null", unit="shuffle", disable=disable, leave=False) as bar:
-            while pending:
-                done, _ = cf.wait(list(pending), timeout=1.0, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    start = pending.pop(future)
-                    out = np.asarray(future.result(), dtype=np.float64)
-                    if start is None:
-                        observed = float(out[0])
-                        continue
-                    samples[start:start + out.size] = out
-                    bar.update(out.size)
-    except BaseException:
-        for future in pending:  # a task that raised, or Ctrl-C: nothing more runs
-            future.cancel()
-        raise
-    return observed, samples
+    with tqdm(total=n_shuffles, desc=f"{shuffle} null", unit="shuffle", disable=disable, leave=False) as bar:
+        def on_result(start, out):
+            out = np.asarray(out, dtype=np.float64)
+            if start is None:
+                observed.append(float(out[0]))
+                return
+            samples[start:start + out.size] = out
+            bar.update(out.size)
+
+        run_tasks(executor, tasks, on_result)
+    return observed[0], samples
 
 
 def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles, seed, n_init, tol, threads,
