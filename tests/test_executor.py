@@ -263,3 +263,124 @@ def test_lesion_task_errors_and_settings(lesion_case):
         netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, chunk_size=2)
     with cf.ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="chunk_size must be >= 1"):
         netmod.lesion_importance(model, partition, data, n_draws=5, progress=False, executor=ex, chunk_size=0)
+
+
+# ---- reproduce(executor=) and netmod reproduce --workers / --scheduler -----------------------------------
+
+REPRO = {"dataset": "embedded", "sizes": (784, 20, 20, 10), "epochs": 1, "prune_epochs": 1, "networks": 3,
+         "n_clusters": 4, "n_shuffles": 5}
+
+
+def _numbers(result):
+    """Everything a report states except timings (train_seconds differ from run to run)."""
+    rows = [{k: v for k, v in r.items() if k != "train_seconds"} for r in result.rows]
+    return rows, result.summary, result.claims
+
+
+@pytest.fixture(scope="module")
+def local_reproduction(tmp_path_factory):
+    from netmod.reproduce import ReproduceConfig, reproduce
+
+    out = tmp_path_factory.mktemp("local")
+    return out, reproduce(ReproduceConfig(**REPRO), out, progress=False, log=lambda s: None, figures=False)
+
+
+def _state(path):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+def test_reproduce_on_a_process_pool_equals_the_local_run(local_reproduction, tmp_path):
+    from netmod.reproduce import ReproduceConfig, reproduce
+
+    local_out, local = local_reproduction
+    lines = []
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        got = reproduce(ReproduceConfig(**REPRO), tmp_path, progress=False, log=lines.append, executor=ex)
+    np.testing.assert_equal(_numbers(got), _numbers(local))
+    assert sum("trained" in line for line in lines) == 12  # logged here as each task returned
+    assert got.timings["executor"] == "ProcessPoolExecutor (2 workers)"
+    assert "one task per seed on ProcessPoolExecutor (2 workers)" in (tmp_path / "report.md").read_text()
+    for path in sorted((local_out / "models").glob("*.pt")):  # trained in the workers, saved here, identical
+        a, b = _state(path), _state(tmp_path / "models" / path.name)
+        assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    assert len(got.files) > 3  # the figures come from the first seed's task
+
+
+def test_reproduce_on_a_thread_pool_resumes_from_saved_networks(local_reproduction, tmp_path):
+    import shutil
+
+    from netmod.reproduce import ReproduceConfig, reproduce
+
+    local_out, local = local_reproduction
+    models = tmp_path / "models"
+    shutil.copytree(local_out / "models", models)
+    (models / "embedded-pruned+dropout-seed1.pt").unlink()  # as if the run had stopped before this one
+    stamps = {p.name: p.stat().st_mtime_ns for p in models.glob("*.pt")}
+    lines = []
+    with cf.ThreadPoolExecutor(3) as ex:
+        got = reproduce(ReproduceConfig(**REPRO), tmp_path, progress=False, log=lines.append, executor=ex,
+                        figures=False)
+    assert [line.split(":")[0].split() for line in lines if "trained" in line] == [
+        ["trained", "pruned+dropout", "seed", "1"]]
+    assert {p.name: p.stat().st_mtime_ns for p in models.glob("*.pt") if p.name in stamps} == stamps
+    np.testing.assert_equal(_numbers(got), _numbers(local))
+    with cf.ThreadPoolExecutor(1) as ex, pytest.raises(ValueError, match="other settings"):
+        reproduce(ReproduceConfig(**{**REPRO, "epochs": 2}), tmp_path, progress=False, log=lambda s: None,
+                  executor=ex)
+
+
+def test_reproduce_task_errors_reach_the_caller(tmp_path):
+    from netmod.reproduce import ReproduceConfig, reproduce
+
+    with CountingExecutor(fail_at=1) as ex, pytest.raises(RuntimeError, match="task 1 failed"):
+        reproduce(ReproduceConfig(**REPRO), tmp_path, progress=False, log=lambda s: None, executor=ex)
+    assert ex.ran < 3
+    with pytest.raises(TypeError, match="executor must be a concurrent.futures.Executor"):
+        reproduce(ReproduceConfig(**REPRO), tmp_path, progress=False, log=lambda s: None, executor=4)
+
+
+def _cli_reproduce(out, *extra):
+    from netmod.cli import main
+
+    args = ["reproduce", "--dataset", "embedded", "--sizes", "784,20,20,10", "--epochs", "1", "--prune-epochs", "1",
+            "--networks", "3", "--n-clusters", "4", "--shuffles", "5", "--out", str(out), *extra]
+    assert main(args) == 0
+    import json
+
+    data = json.loads((out / "results.json").read_text())
+    rows = [{k: v for k, v in r.items() if k != "train_seconds"} for r in data["rows"]]
+    return rows, data["summary"], data["claims"]
+
+
+def test_cli_reproduce_on_workers_and_on_a_dask_scheduler_gives_the_same_report(dask_client, local_reproduction,
+                                                                               tmp_path, capsys):
+    import json
+
+    from netmod.results import to_plain
+
+    local_out, local = local_reproduction
+    expected = json.loads(json.dumps(to_plain(_numbers(local))))
+    assert list(_cli_reproduce(tmp_path / "w", "--workers", "2")) == expected
+    assert list(_cli_reproduce(tmp_path / "d", "--scheduler", dask_client.scheduler.address)) == expected
+    assert "one task per seed on Dask cluster tcp://" in (tmp_path / "d" / "report.md").read_text()
+    capsys.readouterr()
+
+
+def test_cli_lesion_on_local_workers_gives_the_same_importance(lesion_case, tmp_path, capsys):
+    import json
+
+    from netmod.cli import main
+    from netmod.training import save_model
+
+    model, _, _ = lesion_case
+    path = tmp_path / "m.pt"
+    save_model(model, path)
+    saved = {}
+    for name, extra in (("local", []), ("workers", ["--workers", "2"])):
+        assert main(["lesion", str(path), "--dataset", "embedded", "--n-clusters", "4", "--draws", "8",
+                     "--dependency-draws", "3", "--out", str(tmp_path / name), *extra]) == 0
+        saved[name] = json.loads((tmp_path / name / "lesions.json").read_text())["importance"]
+    capsys.readouterr()
+    assert saved["workers"] == saved["local"] and len(saved["local"]["table"]) >= 4

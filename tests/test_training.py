@@ -91,3 +91,19 @@ def test_smallest_mask_equals_a_stable_argsort(seed):
         ref[np.argsort(values, kind="stable")[:k]] = 0.0
         got = training.smallest_mask(torch.from_numpy(values), k).numpy()
         assert np.array_equal(got, ref), (n, k)
+
+
+def test_save_model_writes_live_pruning_as_the_weights_it_gives(tmp_path):
+    from torch.nn.utils import prune
+
+    model = netmod.torch_models.keras_like_mlp((784, 20, 10), seed=3)
+    first = model[0]
+    prune.l1_unstructured(first, "weight", amount=0.7)
+    with torch.no_grad():
+        first.weight_orig.add_(0.5)  # changed after the hook last ran: the saved weight must still be orig * mask
+    training.save_model(model, tmp_path / "m.pt")
+    loaded, _ = training.load_model(tmp_path / "m.pt")
+    expected = (first.weight_orig * first.weight_mask).detach()
+    assert torch.equal(loaded[0].weight, expected) and int((loaded[0].weight == 0).sum()) == 784 * 20 * 7 // 10
+    assert torch.equal(loaded[2].weight, model[2].weight)
+    assert prune.is_pruned(model)  # the model itself is left as it was

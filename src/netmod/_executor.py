@@ -9,6 +9,17 @@ the executor, the number of workers or the order in which tasks finish.
 A Dask executor (``distributed.Client(address).get_executor()``) is
 recognised by its client: large inputs are then scattered to the workers once
 (:func:`share`) instead of travelling with every task.
+
+Examples
+--------
+>>> from concurrent.futures import ThreadPoolExecutor
+>>> got = {}
+>>> with ThreadPoolExecutor(2) as ex:
+...     run_tasks(ex, [(i, pow, (i, 2)) for i in range(4)], got.__setitem__)
+...     print(describe(ex), share(ex, "data"))
+ThreadPoolExecutor (2 workers) data
+>>> sorted(got.items())
+[(0, 0), (1, 1), (2, 4), (3, 9)]
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import concurrent.futures as cf
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["check_executor", "run_tasks", "share", "worker_count"]
+__all__ = ["check_executor", "describe", "run_tasks", "share", "worker_count"]
 
 
 def check_executor(executor: Any) -> Any:
@@ -41,6 +52,15 @@ def worker_count(executor: Any) -> int:
         except Exception:  # noqa: BLE001 - a count for chunking only
             return 4
     return max(1, int(getattr(executor, "_max_workers", 4) or 4))
+
+
+def describe(executor: Any) -> str:
+    """A line naming the executor: its class (or Dask scheduler address) and worker count."""
+    client = _client(executor)
+    if client is not None:
+        address = getattr(getattr(client, "scheduler", None), "address", None) or "?"
+        return f"Dask cluster {address} ({worker_count(executor)} workers)"
+    return f"{type(executor).__name__} ({worker_count(executor)} workers)"
 
 
 def share(executor: Any, value: Any) -> Any:

@@ -189,6 +189,14 @@ def _executor(args: argparse.Namespace):
     yield None
 
 
+def _executor_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"run {what} as tasks on N local worker processes (same results)")
+    parser.add_argument("--scheduler", default=None,
+                        help=f"run {what} as tasks on a Dask cluster, e.g. tcp://host:8786 (netmod[dask]; "
+                             "same results)")
+
+
 def _null(args: argparse.Namespace) -> int:
     from .nulls import shuffle_null
     from .results import to_plain, versions
@@ -265,10 +273,12 @@ def _reproduce(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as err:
         raise _UsageError(str(err)) from None
     out = args.out or ("netmod-quick" if args.quick else f"netmod-{config.dataset}-{config.protocol}")
-    try:
-        result = reproduce(config, out, models=args.models, progress=None if args.progress else False)
-    except (FileNotFoundError, ValueError) as err:
-        raise _UsageError(str(err).replace("\n", " ")) from None
+    with _executor(args) as executor:
+        try:
+            result = reproduce(config, out, models=args.models, progress=None if args.progress else False,
+                               executor=executor)
+        except (FileNotFoundError, ValueError) as err:
+            raise _UsageError(str(err).replace("\n", " ")) from None
     print()
     print((Path(out) / "report.md").read_text().split("## Per network")[0].rstrip())
     print(f"\nwrote {', '.join(result.files)} to {out}/")
@@ -299,7 +309,9 @@ def _lesion(args: argparse.Namespace) -> int:
     progress = None if args.progress else False
     try:
         partition = spectral_clustering(from_torch(model), n_clusters=args.n_clusters, seed=args.seed)
-        imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress)
+        with _executor(args) as executor:
+            imp = lesion_importance(model, partition, data, n_draws=args.draws, seed=args.seed, progress=progress,
+                                    executor=executor)
         dep = lesion_dependencies(model, partition, data, importance=imp, n_draws=args.dependency_draws,
                                   seed=args.seed, progress=progress)
     except (TypeError, ValueError) as err:
@@ -347,10 +359,7 @@ def _parser() -> argparse.ArgumentParser:
     null.add_argument("--seed", type=int, default=0)
     null.add_argument("--threads", type=int, default=None,
                       help="worker threads (default: all cores; 1 per task with --workers or --scheduler)")
-    null.add_argument("--workers", type=int, default=None,
-                      help="run the shuffles as tasks on N local worker processes (same samples)")
-    null.add_argument("--scheduler", default=None,
-                      help="run the shuffles on a Dask cluster, e.g. tcp://host:8786 (netmod[dask]; same samples)")
+    _executor_options(null, "the shuffles")
     null.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
     null.add_argument("--json", action="store_true", help="print JSON instead of a table")
     null.add_argument("--out", default=None, help="folder for null.png (histograms) and null.json")
@@ -385,6 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="output folder (default netmod-<dataset>-<protocol>)")
     rep.add_argument("--models", default=None, help="folder of trained networks to reuse (default OUT/models)")
     rep.add_argument("--progress", action="store_true", help="show per-epoch progress bars")
+    _executor_options(rep, "each seed (its four trainings and analyses)")
 
     les = sub.add_parser("lesion", help="importance of a saved MLP's modules and their dependencies (lesions)")
     les.add_argument("model", help="model saved by netmod.training.save_model (.pt with .json beside it)")
@@ -397,6 +407,7 @@ def _parser() -> argparse.ArgumentParser:
     les.add_argument("--data-dir", default=None, help="folder with mnist/ and fashion-mnist/ (else $NETMOD_DATA...)")
     les.add_argument("--out", default=None, help="output folder (default netmod-lesion-<model name>)")
     les.add_argument("--progress", action="store_true", help="show progress bars")
+    _executor_options(les, "the single lesions (sub-module chunks)")
 
     demo = sub.add_parser("demo", help="n-cut of a freshly initialised MLP (dense and pruned)")
     demo.add_argument("--sizes", default="784,256,256,256,256,10", help="layer sizes, comma-separated")

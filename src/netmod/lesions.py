@@ -382,14 +382,17 @@ def _lesion_task(inputs: tuple, indices: list, seed: int, n_draws: int, torch_th
     count) is the caller's. Module-level, so it pickles by name."""
     import torch
 
+    from .tracing import TORCH_LOCK
+
     model, labels, dataset = inputs
-    before = torch.get_num_threads()
-    torch.set_num_threads(torch_threads)
-    try:
-        setup = _Setup(model, labels, dataset)
-        return [_submodule_correct(setup, i, seed, n_draws) for i in indices]
-    finally:
-        torch.set_num_threads(before)
+    with TORCH_LOCK:  # one task at a time in a process: see TORCH_LOCK (thread executors)
+        before = torch.get_num_threads()
+        torch.set_num_threads(torch_threads)
+        try:
+            setup = _Setup(model, labels, dataset)
+            return [_submodule_correct(setup, i, seed, n_draws) for i in indices]
+        finally:
+            torch.set_num_threads(before)
 
 
 def _executor_corrects(executor, chunk_size, model, labels, dataset, n_sub, seed, n_draws, bar) -> list:

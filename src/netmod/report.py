@@ -112,7 +112,9 @@ def reproduction_markdown(result: Any) -> str:
     lines += ["", "## Timing", "",
               (f"Training {t['training_seconds']:.0f} s (this run; reused networks count their recorded time "
                f"{t['recorded_training_seconds']:.0f} s), analysis {t['analysis_seconds']:.0f} s, "
-               f"total {t['total_seconds']:.0f} s."), "",
+               f"total {t['total_seconds']:.0f} s"
+               + (f"; one task per seed on {t['executor']}, {t['wall_seconds']:.0f} s wall for the tasks "
+                  "(training and analysis add up task by task)." if "executor" in t else ".")), "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(result.versions.items())), ""]
     if result.files:
         lines += ["Figures: " + ", ".join(f"[{f}]({f})" for f in result.files if f.endswith(".png")), ""]

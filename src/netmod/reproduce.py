@@ -27,11 +27,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ._executor import check_executor
 from ._validate import check_choice, check_int, check_threads
 from .paper import CONDITIONS, PAPER, PROTOCOLS, Condition
+
+CONDITIONS_BY_NAME = {c.name: c for c in CONDITIONS}
 
 __all__ = ["ALPHA", "ReproduceConfig", "Reproduction", "reproduce"]
 
@@ -157,46 +161,57 @@ def _reuse(path: Path, key: dict):
     return model, meta
 
 
-def _trained(models, config, condition, seed, log, fit):
-    """The saved network of (condition, seed) if its settings match, else ``fit()``'s, saved: (model, meta)."""
+def _saved(models: Path, config: ReproduceConfig, seed: int) -> dict:
+    """The saved networks of ``seed`` whose settings match: {condition name: (model, meta)}."""
+    out = {}
+    for condition in CONDITIONS:
+        reused = _reuse(_model_path(models, config, condition, seed), _training_key(config, condition, seed))
+        if reused is not None:
+            out[condition.name] = reused
+    return out
+
+
+def _fit(config, condition, seed, log, fit):
+    """``fit()``'s network with its metadata: (model, meta)."""
     import torch
 
-    from .training import save_model
-
-    path = _model_path(models, config, condition, seed)
-    key = _training_key(config, condition, seed)
-    reused = _reuse(path, key)
-    if reused is not None:
-        return reused
     t0 = time.perf_counter()
     model, res = fit()
-    meta = {**key, "test_accuracy": res.test_accuracy, "train_seconds": time.perf_counter() - t0,
-            "final_loss": res.losses[-1], "torch_threads": torch.get_num_threads()}
+    meta = {**_training_key(config, condition, seed), "test_accuracy": res.test_accuracy,
+            "train_seconds": time.perf_counter() - t0, "final_loss": res.losses[-1],
+            "torch_threads": torch.get_num_threads()}
     sparsity = ""
     if condition.pruned:
         meta["sparsity"] = res.sparsity
         sparsity = f", sparsity {np.mean(res.sparsity):.3f}"
-    save_model(model, path, **meta)
     model.eval()
     log(f"  trained {condition.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}{sparsity} "
         f"({meta['train_seconds']:.0f} s)")
     return model, meta
 
 
-def _train_seed(config, seed, train, test, models, log, progress):
-    """The four networks of one seed, trained or reused: {condition name: (model, meta)}."""
+def _train_seed(config, seed, train, test, saved, log, progress, on_trained):
+    """The four networks of one seed, ``saved`` or trained (each passed to ``on_trained(condition, net)``
+    at once): {condition name: (model, meta)}. A pruned net continues from its seed's unpruned net."""
     import copy
 
     from .training import prune_mlp, train_mlp
 
     out = {}
     for dense, pruned in ((CONDITIONS[0], CONDITIONS[2]), (CONDITIONS[1], CONDITIONS[3])):
-        base = _trained(models, config, dense, seed, log, lambda d=dense: train_mlp(
-            train, sizes=config.sizes, dropout=d.dropout, epochs=config.epochs, seed=seed, test=test,
-            progress=progress))
+        base = saved.get(dense.name)
+        if base is None:
+            base = _fit(config, dense, seed, log, lambda d=dense: train_mlp(
+                train, sizes=config.sizes, dropout=d.dropout, epochs=config.epochs, seed=seed, test=test,
+                progress=progress))
+            on_trained(dense, base)
         out[dense.name] = base
-        out[pruned.name] = _trained(models, config, pruned, seed, log, lambda b=base: prune_mlp(
-            copy.deepcopy(b[0]), train, epochs=config.prune_epochs, seed=seed, test=test, progress=progress))
+        net = saved.get(pruned.name)
+        if net is None:
+            net = _fit(config, pruned, seed, log, lambda b=base: prune_mlp(
+                copy.deepcopy(b[0]), train, epochs=config.prune_epochs, seed=seed, test=test, progress=progress))
+            on_trained(pruned, net)
+        out[pruned.name] = net
     return out
 
 
@@ -205,19 +220,20 @@ def null_seed(seed: int, n_clusters: int) -> int:
     return 1_000_003 * (seed + 1) + n_clusters
 
 
-def _analyse(config, condition, seed, model, meta):
-    """n-cut and null statistics of one network under every null: rows, graph, partition, nulls."""
+def _analyse(config, condition, seed, model, meta, n_threads):
+    """n-cut and null statistics of one network under every null: rows, graph, partition, nulls.
+    ``n_threads`` only sets the speed: the results are the same for any count."""
     from .graphs import from_torch
     from .nulls import shuffle_null
     from .spectral import spectral_clustering
 
     graph = from_torch(model)
     rseed = null_seed(seed, config.n_clusters)
-    partition = spectral_clustering(graph, n_clusters=config.n_clusters, seed=rseed, n_threads=config.n_threads)
+    partition = spectral_clustering(graph, n_clusters=config.n_clusters, seed=rseed, n_threads=n_threads)
     rows, nulls = [], {}
     for shuffle in config.nulls:
         null = shuffle_null(graph, n_shuffles=config.n_shuffles, shuffle=shuffle, n_clusters=config.n_clusters,
-                            seed=rseed, n_threads=config.n_threads, progress=False)
+                            seed=rseed, n_threads=n_threads, progress=False)
         nulls[shuffle] = null
         sparsity = meta.get("sparsity")
         rows.append({
@@ -231,6 +247,52 @@ def _analyse(config, condition, seed, model, meta):
             "cluster_sizes": partition.sizes.tolist(),
         })
     return rows, graph, partition, nulls
+
+
+def _analyse_seed(config, seed, nets, log, n_threads, keep_examples):
+    """Rows of the four networks of one seed (and their graphs, partitions and nulls if ``keep_examples``)."""
+    import torch
+
+    rows, examples = [], {}
+    for cond in CONDITIONS:
+        model, meta = nets[cond.name]
+        with torch.no_grad():
+            net_rows, graph, partition, nulls = _analyse(config, cond, seed, model, meta, n_threads)
+        rows += net_rows
+        if keep_examples:
+            examples[cond.name] = (graph, partition, nulls)
+        log(f"  {cond.name:<17} seed {seed}: n-cut {net_rows[0]['ncut']:.4f}, " + ", ".join(
+            f"{r['null']} null {r['null_mean']:.4f} (z {r['zscore']:.1f}"
+            f"{', significant' if r['significant'] else ''})" for r in net_rows))
+    return rows, examples
+
+
+def _seed_task(config, seed, data, saved, torch_threads, keep_examples) -> dict:
+    """One task of an executor run: train what ``saved`` lacks of one seed (with the caller's torch
+    thread count, so the networks are the ones a local run trains) and analyse the four networks.
+    Module-level, so it pickles by name."""
+    import torch
+
+    from .tracing import TORCH_LOCK
+
+    train, test = data
+    lines, trained = [], {}
+    with TORCH_LOCK:  # one task at a time in a process: see TORCH_LOCK (thread executors)
+        before = torch.get_num_threads()
+        torch.set_num_threads(torch_threads)
+        try:
+            t0 = time.perf_counter()
+            nets = _train_seed(config, seed, train, test, saved, lines.append, False,
+                               lambda cond, net: trained.__setitem__(cond.name, net))
+            t_train = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            native = 1 if config.n_threads is None else config.n_threads
+            rows, examples = _analyse_seed(config, seed, nets, lines.append, native, keep_examples)
+        finally:
+            torch.set_num_threads(before)
+    return {"trained": trained, "rows": rows, "examples": examples, "lines": lines,
+            "recorded": sum(float(m.get("train_seconds") or 0.0) for _, m in nets.values()),
+            "train_seconds": t_train, "analysis_seconds": time.perf_counter() - t0}
 
 
 def _mean_sd(values):
@@ -339,9 +401,65 @@ def _torch_threads(n_threads):
     return manager()
 
 
+def _run_local(config, train, test, models, log, progress):
+    """Every seed in this process, each network saved as soon as it is trained."""
+    from .training import save_model
+
+    rows, examples = [], {}
+    times = {"training_seconds": 0.0, "recorded_training_seconds": 0.0, "analysis_seconds": 0.0}
+    for i in range(config.networks):
+        seed = config.seed + i
+        t0 = time.perf_counter()
+        nets = _train_seed(config, seed, train, test, _saved(models, config, seed), log, progress,
+                           lambda cond, net, s=seed: save_model(net[0], _model_path(models, config, cond, s),
+                                                                **net[1]))
+        times["training_seconds"] += time.perf_counter() - t0
+        times["recorded_training_seconds"] += sum(float(m.get("train_seconds") or 0.0) for _, m in nets.values())
+        t0 = time.perf_counter()
+        seed_rows, seed_examples = _analyse_seed(config, seed, nets, log, config.n_threads, i == 0)
+        rows += seed_rows
+        examples.update(seed_examples)
+        times["analysis_seconds"] += time.perf_counter() - t0
+    return rows, examples, times
+
+
+def _run_tasks(config, train, test, models, log, executor):
+    """One task per seed on ``executor``; networks trained there are saved here as their task returns."""
+    import torch
+
+    from ._executor import describe, run_tasks, share
+    from .training import save_model
+
+    saved = {config.seed + i: _saved(models, config, config.seed + i) for i in range(config.networks)}
+    data = share(executor, (train, test))
+    threads = torch.get_num_threads()
+    log(f"  {config.networks} task(s), one per seed; each trains with {threads} torch thread(s), as this "
+        f"process does, so the networks are the ones a local run trains")
+    results = {}
+    times = {"training_seconds": 0.0, "recorded_training_seconds": 0.0, "analysis_seconds": 0.0,
+             "executor": describe(executor)}
+
+    def on_result(seed, res):
+        for name, (model, meta) in res["trained"].items():
+            save_model(model, _model_path(models, config, CONDITIONS_BY_NAME[name], seed), **meta)
+        for line in res["lines"]:
+            log(line)
+        results[seed] = res
+        times["training_seconds"] += res["train_seconds"]
+        times["recorded_training_seconds"] += res["recorded"]
+        times["analysis_seconds"] += res["analysis_seconds"]
+
+    t0 = time.perf_counter()
+    run_tasks(executor, [(seed, _seed_task, (config, seed, data, saved[seed], threads, seed == config.seed))
+                         for seed in saved], on_result)
+    times["wall_seconds"] = time.perf_counter() - t0
+    rows = [row for seed in sorted(results) for row in results[seed]["rows"]]
+    return rows, results[config.seed]["examples"], times
+
+
 def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | None = None,
               progress: bool | None = None, log: Callable = print, figures: bool = True,
-              download: bool = True) -> Reproduction:
+              download: bool = True, executor: Any = None) -> Reproduction:
     """Train (or reuse) the four conditions, analyse them and write the artefacts to ``out``.
 
     Parameters
@@ -360,6 +478,17 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
         Write the PNG figures (matplotlib).
     download : bool
         Fetch a missing dataset from the standard mirrors where a network exists.
+    executor : concurrent.futures.Executor, optional
+        Runs each seed (training its four networks, unless saved, and
+        analysing them) as one task on this executor: a
+        ``ProcessPoolExecutor``, or a Dask cluster through
+        ``distributed.Client(address).get_executor()`` (the data are then
+        sent to every worker once). Tasks train with this process's torch
+        thread count (``config.n_threads`` or torch's setting), which makes
+        the networks, and so every reported number, those of a local run;
+        saved networks are sent to the tasks and the networks trained there
+        are saved here as each task returns, so an interrupted run resumes
+        (a seed still running is trained again).
 
     Returns
     -------
@@ -377,6 +506,8 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
     from . import report
     from .results import versions
 
+    if executor is not None:
+        check_executor(executor)
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -386,28 +517,11 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
     log(f"netmod reproduce: {config.dataset} ({len(train[1])} train / {len(test[1])} test images), "
         f"{config.networks} network(s) x {len(CONDITIONS)} conditions, protocol {config.protocol}")
 
-    rows, examples = [], {}
-    t_train = t_analysis = 0.0
-    recorded = 0.0
     with _torch_threads(config.n_threads):
-        for i in range(config.networks):
-            seed = config.seed + i
-            t0 = time.perf_counter()
-            nets = _train_seed(config, seed, train, test, models, log, progress)
-            t_train += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for cond in CONDITIONS:
-                model, meta = nets[cond.name]
-                recorded += float(meta.get("train_seconds") or 0.0)
-                with torch.no_grad():
-                    net_rows, graph, partition, nulls = _analyse(config, cond, seed, model, meta)
-                rows += net_rows
-                if i == 0:
-                    examples[cond.name] = (graph, partition, nulls)
-                log(f"  {cond.name:<17} seed {seed}: n-cut {net_rows[0]['ncut']:.4f}, " + ", ".join(
-                    f"{r['null']} null {r['null_mean']:.4f} (z {r['zscore']:.1f}"
-                    f"{', significant' if r['significant'] else ''})" for r in net_rows))
-            t_analysis += time.perf_counter() - t0
+        if executor is None:
+            rows, examples, times = _run_local(config, train, test, models, log, progress)
+        else:
+            rows, examples, times = _run_tasks(config, train, test, models, log, executor)
 
     summary = _summarise(config, rows)
     result = Reproduction(config=config, rows=rows, summary=summary, claims=_claims(config, rows, summary),
@@ -415,8 +529,7 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
                           versions={**versions(), "torch": torch.__version__})
     if figures:
         result.files = report.reproduction_figures(out, result, examples)
-    result.timings = {"training_seconds": t_train, "recorded_training_seconds": recorded,
-                      "analysis_seconds": t_analysis, "total_seconds": time.perf_counter() - t_start}
+    result.timings = {**times, "total_seconds": time.perf_counter() - t_start}
     (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
     report.write_csv(out / "results.csv", rows)
     (out / "report.md").write_text(report.reproduction_markdown(result))

@@ -29,6 +29,7 @@ import contextlib
 import operator
 import os
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +191,13 @@ class MlpTrace:
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
+TORCH_LOCK = threading.RLock()
+"""Held while torch.fx traces a model. fx patches ``torch.nn.Module.__call__`` for the whole process while
+it traces, so a module run by another thread meanwhile would be recorded into the trace (or return
+proxies): netmod traces one model at a time, and its tasks on thread executors hold this lock while they
+run torch modules (:func:`netmod.lesion_importance`, :func:`netmod.reproduce.reproduce`)."""
+
+
 class _Tracer(fx.Tracer):
     """Keeps Linear layers whole (their parametrizations are read, not traced); can record code locations."""
 
@@ -289,7 +297,8 @@ class _Graph:
         recording stack traces, which costs seconds of imports the first time in a process."""
         if self._stack_traces is None:
             with _eval_mode(self.model), torch.no_grad():
-                graph = self.tracer_cls(record_stack_traces=True).trace(self.root)
+                with TORCH_LOCK:
+                    graph = self.tracer_cls(record_stack_traces=True).trace(self.root)
             self._stack_traces = {n.name: n.stack_trace for n in graph.nodes}
         return self._stack_traces.get(node.name)
 
@@ -564,7 +573,8 @@ def _symbolic_trace(model: nn.Module, tracer_cls: type | None = None) -> _Graph:
     wrapped = tracer.is_leaf_module(model, "")
     root = _Root(model) if wrapped else model
     try:
-        graph = tracer.trace(root)
+        with TORCH_LOCK:
+            graph = tracer.trace(root)
     except Exception as err:
         raise ValueError(
             f"model's forward cannot be traced by torch.fx (netmod follows every op of forward): "

@@ -270,12 +270,20 @@ def prune_mlp(
 
 
 def save_model(model: nn.Module, path: str | Path, **metadata) -> None:
-    """state_dict to ``path`` and JSON metadata (sizes, dropout, anything given) beside it."""
+    """state_dict to ``path`` and JSON metadata (sizes, dropout, anything given) beside it.
+
+    Live ``torch.nn.utils.prune`` reparametrisations are saved as the weights they give
+    (``weight_orig * weight_mask`` under ``weight``), so :func:`load_model` reads them.
+    """
     path = Path(path)
     linears = _linears(model)
     sizes = [linears[0].in_features] + [m.out_features for m in linears]
     dropout = next((m.p for m in model.modules() if isinstance(m, nn.Dropout)), 0.0)
-    torch.save(model.state_dict(), path)
+    state = model.state_dict()
+    for key in [k for k in state if k.endswith("_orig") and k[:-5] + "_mask" in state]:
+        mask = state.pop(key[:-5] + "_mask")
+        state[key[:-5]] = (state.pop(key) * mask).detach().clone()
+    torch.save(state, path)
     meta = {"sizes": sizes, "dropout": dropout, **metadata}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
