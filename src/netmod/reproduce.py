@@ -488,7 +488,10 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
         the networks, and so every reported number, those of a local run;
         saved networks are sent to the tasks and the networks trained there
         are saved here as each task returns, so an interrupted run resumes
-        (a seed still running is trained again).
+        (a seed still running is trained again). Start worker processes
+        with ``OMP_WAIT_POLICY=PASSIVE`` (``netmod reproduce --workers``
+        does): torch threads that spin while waiting make workers sharing
+        cores about ten times slower.
 
     Returns
     -------
