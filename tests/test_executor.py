@@ -7,6 +7,7 @@ executor, worker count and chunk size.
 """
 
 import concurrent.futures as cf
+import functools
 import multiprocessing as mp
 import threading
 
@@ -384,3 +385,15 @@ def test_cli_lesion_on_local_workers_gives_the_same_importance(lesion_case, tmp_
         saved[name] = json.loads((tmp_path / name / "lesions.json").read_text())["importance"]
     capsys.readouterr()
     assert saved["workers"] == saved["local"] and len(saved["local"]["table"]) >= 4
+
+
+def test_compare_of_many_graphs_maps_over_a_process_pool():
+    """The README's recipe: executor.map(netmod.compare, graphs) (graphs and results pickle)."""
+    graphs = [netmod.from_layers(glorot_weights([20, 16, 12], seed=s)) for s in range(3)]
+    local = [netmod.compare(g, n_clusters=3) for g in graphs]
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as ex:
+        remote = list(ex.map(functools.partial(netmod.compare, n_clusters=3), graphs))
+    for a, b in zip(local, remote, strict=True):
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in a.rows] == \
+            [{k: v for k, v in r.items() if k != "seconds"} for r in b.rows]
+        assert a.pairs == b.pairs
