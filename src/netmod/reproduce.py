@@ -11,7 +11,10 @@ Re-running with the same output (or models) directory reuses every trained
 network whose recorded settings match, so an interrupted run resumes.
 Training is deterministic for a seed and a number of torch threads (the
 count is recorded with each network): PyTorch's CPU reductions are ordered by
-thread, so another thread count gives slightly different networks.
+thread, so another thread count gives slightly different networks. With more
+than one thread, MKL's matrix products can also differ in their last bits
+from one process to the next unless ``MKL_CBWR=AUTO,STRICT`` is set before
+torch loads; one thread is reproducible as it is.
 
 Examples
 --------
@@ -35,9 +38,9 @@ from ._executor import check_executor
 from ._validate import check_choice, check_int, check_threads
 from .paper import CONDITIONS, PAPER, PROTOCOLS, Condition
 
-CONDITIONS_BY_NAME = {c.name: c for c in CONDITIONS}
-
 __all__ = ["ALPHA", "ReproduceConfig", "Reproduction", "reproduce"]
+
+CONDITIONS_BY_NAME = {c.name: c for c in CONDITIONS}
 
 ALPHA = 0.05
 """Level at which a claim of significance holds: the Fisher-combined percentile of
@@ -267,32 +270,31 @@ def _analyse_seed(config, seed, nets, log, n_threads, keep_examples):
     return rows, examples
 
 
-def _seed_task(config, seed, data, saved, torch_threads, keep_examples) -> dict:
-    """One task of an executor run: train what ``saved`` lacks of one seed (with the caller's torch
-    thread count, so the networks are the ones a local run trains) and analyse the four networks.
-    Module-level, so it pickles by name."""
-    import torch
+def _run_seed(config, seed, train, test, saved, log, progress, on_trained, n_threads, keep_examples) -> dict:
+    """Train what ``saved`` lacks of one seed and analyse its four networks: rows, examples, times."""
+    t0 = time.perf_counter()
+    nets = _train_seed(config, seed, train, test, saved, log, progress, on_trained)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rows, examples = _analyse_seed(config, seed, nets, log, n_threads, keep_examples)
+    return {"rows": rows, "examples": examples, "training_seconds": t_train,
+            "recorded_training_seconds": sum(float(m.get("train_seconds") or 0.0) for _, m in nets.values()),
+            "analysis_seconds": time.perf_counter() - t0}
 
-    from .tracing import TORCH_LOCK
+
+def _seed_task(config, seed, data, saved, torch_threads, keep_examples) -> dict:
+    """One task of an executor run: :func:`_run_seed` with the caller's torch thread count (so the
+    networks are the ones a local run trains), returning the log lines and the networks it trained.
+    Module-level, so it pickles by name."""
+    from .tracing import torch_task
 
     train, test = data
     lines, trained = [], {}
-    with TORCH_LOCK:  # one task at a time in a process: see TORCH_LOCK (thread executors)
-        before = torch.get_num_threads()
-        torch.set_num_threads(torch_threads)
-        try:
-            t0 = time.perf_counter()
-            nets = _train_seed(config, seed, train, test, saved, lines.append, False,
-                               lambda cond, net: trained.__setitem__(cond.name, net))
-            t_train = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            native = 1 if config.n_threads is None else config.n_threads
-            rows, examples = _analyse_seed(config, seed, nets, lines.append, native, keep_examples)
-        finally:
-            torch.set_num_threads(before)
-    return {"trained": trained, "rows": rows, "examples": examples, "lines": lines,
-            "recorded": sum(float(m.get("train_seconds") or 0.0) for _, m in nets.values()),
-            "train_seconds": t_train, "analysis_seconds": time.perf_counter() - t0}
+    native = 1 if config.n_threads is None else config.n_threads
+    with torch_task(torch_threads):
+        out = _run_seed(config, seed, train, test, saved, lines.append, False,
+                        lambda cond, net: trained.__setitem__(cond.name, net), native, keep_examples)
+    return {**out, "trained": trained, "lines": lines}
 
 
 def _mean_sd(values):
@@ -401,25 +403,24 @@ def _torch_threads(n_threads):
     return manager()
 
 
+_TIMES = ("training_seconds", "recorded_training_seconds", "analysis_seconds")
+
+
 def _run_local(config, train, test, models, log, progress):
     """Every seed in this process, each network saved as soon as it is trained."""
     from .training import save_model
 
     rows, examples = [], {}
-    times = {"training_seconds": 0.0, "recorded_training_seconds": 0.0, "analysis_seconds": 0.0}
+    times = dict.fromkeys(_TIMES, 0.0)
     for i in range(config.networks):
         seed = config.seed + i
-        t0 = time.perf_counter()
-        nets = _train_seed(config, seed, train, test, _saved(models, config, seed), log, progress,
-                           lambda cond, net, s=seed: save_model(net[0], _model_path(models, config, cond, s),
-                                                                **net[1]))
-        times["training_seconds"] += time.perf_counter() - t0
-        times["recorded_training_seconds"] += sum(float(m.get("train_seconds") or 0.0) for _, m in nets.values())
-        t0 = time.perf_counter()
-        seed_rows, seed_examples = _analyse_seed(config, seed, nets, log, config.n_threads, i == 0)
-        rows += seed_rows
-        examples.update(seed_examples)
-        times["analysis_seconds"] += time.perf_counter() - t0
+        out = _run_seed(config, seed, train, test, _saved(models, config, seed), log, progress,
+                        lambda cond, net, s=seed: save_model(net[0], _model_path(models, config, cond, s), **net[1]),
+                        config.n_threads, i == 0)
+        rows += out["rows"]
+        examples.update(out["examples"])
+        for key in _TIMES:
+            times[key] += out[key]
     return rows, examples, times
 
 
@@ -436,8 +437,7 @@ def _run_tasks(config, train, test, models, log, executor):
     log(f"  {config.networks} task(s), one per seed; each trains with {threads} torch thread(s), as this "
         f"process does, so the networks are the ones a local run trains")
     results = {}
-    times = {"training_seconds": 0.0, "recorded_training_seconds": 0.0, "analysis_seconds": 0.0,
-             "executor": describe(executor)}
+    times = {**dict.fromkeys(_TIMES, 0.0), "executor": describe(executor)}
 
     def on_result(seed, res):
         for name, (model, meta) in res["trained"].items():
@@ -445,9 +445,8 @@ def _run_tasks(config, train, test, models, log, executor):
         for line in res["lines"]:
             log(line)
         results[seed] = res
-        times["training_seconds"] += res["train_seconds"]
-        times["recorded_training_seconds"] += res["recorded"]
-        times["analysis_seconds"] += res["analysis_seconds"]
+        for key in _TIMES:
+            times[key] += res[key]
 
     t0 = time.perf_counter()
     run_tasks(executor, [(seed, _seed_task, (config, seed, data, saved[seed], threads, seed == config.seed))
@@ -485,7 +484,9 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
         ``distributed.Client(address).get_executor()`` (the data are then
         sent to every worker once). Tasks train with this process's torch
         thread count (``config.n_threads`` or torch's setting), which makes
-        the networks, and so every reported number, those of a local run;
+        the networks, and so every reported number, those of a local run
+        (with more than one thread, up to MKL's last-bit variation between
+        processes: see above);
         saved networks are sent to the tasks and the networks trained there
         are saved here as each task returns, so an interrupted run resumes
         (a seed still running is trained again). Start worker processes
