@@ -175,6 +175,18 @@ def run_null(g, shuffles, null):
               f"percentile {out.percentile:.3f}")
 
 
+def vgg_graph():
+    """The VGG-16 (CIFAR-10) filter graph: Glorot kernels, seed 0, include="conv", induced-l1."""
+    return netmod.from_torch(glorot(cnn_models.vgg16_cifar(), 0).eval(), example_input=torch.zeros(1, 3, 32, 32),
+                             include="conv", kernel_norm="induced-l1")
+
+
+def resnet50_graph():
+    """The ResNet-50 filter graph (224x224 input), made as vgg_graph's."""
+    return netmod.from_torch(glorot(cnn_models.resnet50(), 0).eval(), example_input=torch.zeros(1, 3, 224, 224),
+                             include="conv", kernel_norm="induced-l1")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -187,15 +199,13 @@ def main(argv=None):
           f"{os.cpu_count()} cores; k = {K}")
 
     t = time.perf_counter()
-    vgg = netmod.from_torch(glorot(cnn_models.vgg16_cifar(), 0).eval(), example_input=torch.zeros(1, 3, 32, 32),
-                            include="conv", kernel_norm="induced-l1")
+    vgg = vgg_graph()
     print(f"VGG-16 graph from_torch: {time.perf_counter() - t:.1f} s")
     bench_graph("VGG-16 CIFAR-10", vgg, args.repeats, args.shuffles, True)
     del vgg
 
     t = time.perf_counter()
-    res = netmod.from_torch(glorot(cnn_models.resnet50(), 0).eval(), example_input=torch.zeros(1, 3, 224, 224),
-                            include="conv", kernel_norm="induced-l1")
+    res = resnet50_graph()
     print(f"\nResNet-50 graph from_torch: {time.perf_counter() - t:.1f} s; peak RSS so far {peak_rss_gib():.2f} GiB")
     bench_graph("ResNet-50", res, args.resnet_repeats, args.shuffles, not args.skip_resnet_null)
 

@@ -37,10 +37,17 @@ import torch
 import netmod
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import cnn_models  # noqa: E402
-from bench_cnn import K, adjacency, eigsh_kmeans, reset_peak_rss, rss_gib, sklearn_arpack, timed  # noqa: E402
-from random_init_cnn import glorot  # noqa: E402
+from bench_cnn import (  # noqa: E402
+    K,
+    adjacency,
+    eigsh_kmeans,
+    reset_peak_rss,
+    resnet50_graph,
+    rss_gib,
+    sklearn_arpack,
+    timed,
+    vgg_graph,
+)
 
 
 def null_run(g, shuffles):
@@ -95,13 +102,11 @@ def main(argv=None):
           f"{scipy.__version__}, scikit-learn {sklearn.__version__}, python {platform.python_version()}, "
           f"{os.cpu_count()} cores; k = {K}")
     t0 = time.perf_counter()
-    vgg = netmod.from_torch(glorot(cnn_models.vgg16_cifar(), 0).eval(), example_input=torch.zeros(1, 3, 32, 32),
-                            include="conv", kernel_norm="induced-l1")
+    vgg = vgg_graph()
     res = {"VGG-16": bench("VGG-16 CIFAR-10", vgg, args)}
     del vgg
     t = time.perf_counter()
-    resnet = netmod.from_torch(glorot(cnn_models.resnet50(), 0).eval(), example_input=torch.zeros(1, 3, 224, 224),
-                               include="conv", kernel_norm="induced-l1")
+    resnet = resnet50_graph()
     print(f"\nResNet-50 graph from_torch: {time.perf_counter() - t:.1f} s, peak RSS so far {rss_gib('VmHWM'):.2f} GiB")
     res["ResNet-50"] = bench("ResNet-50", resnet, args)
     print(f"\n| graph | netmod clustering [s] | sklearn arpack / netmod | eigsh+KMeans / netmod | "

@@ -380,19 +380,12 @@ def _lesion_task(inputs: tuple, indices: list, seed: int, n_draws: int, torch_th
     """One task of an executor run: the correct-count arrays of sub-modules ``indices``. The model's
     activations are recomputed here with the caller's torch thread count, so the arithmetic (and every
     count) is the caller's. Module-level, so it pickles by name."""
-    import torch
-
-    from .tracing import TORCH_LOCK
+    from .tracing import torch_task
 
     model, labels, dataset = inputs
-    with TORCH_LOCK:  # one task at a time in a process: see TORCH_LOCK (thread executors)
-        before = torch.get_num_threads()
-        torch.set_num_threads(torch_threads)
-        try:
-            setup = _Setup(model, labels, dataset)
-            return [_submodule_correct(setup, i, seed, n_draws) for i in indices]
-        finally:
-            torch.set_num_threads(before)
+    with torch_task(torch_threads):
+        setup = _Setup(model, labels, dataset)
+        return [_submodule_correct(setup, i, seed, n_draws) for i in indices]
 
 
 def _executor_corrects(executor, chunk_size, model, labels, dataset, n_sub, seed, n_draws, bar) -> list:

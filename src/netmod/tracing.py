@@ -198,6 +198,19 @@ proxies): netmod traces one model at a time, and its tasks on thread executors h
 run torch modules (:func:`netmod.lesion_importance`, :func:`netmod.reproduce.reproduce`)."""
 
 
+@contextlib.contextmanager
+def torch_task(threads: int):
+    """Context of a task on an executor that runs torch modules: :data:`TORCH_LOCK` held (one such task at
+    a time per process) and torch set to ``threads`` threads, given back after."""
+    with TORCH_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
 class _Tracer(fx.Tracer):
     """Keeps Linear layers whole (their parametrizations are read, not traced); can record code locations."""
 
