@@ -208,6 +208,38 @@ py::dict run_spectral(const G& g, const netmod::SpectralOptions& o) {
     return d;
 }
 
+template <class G>
+py::dict run_sweep(const G& g, const std::vector<Index>& ks, const netmod::SpectralOptions& o, Index n_eig) {
+    netmod::SweepResult r;
+    {
+        py::gil_scoped_release release;
+        r = netmod::spectral_sweep(g, ks, o, n_eig);
+    }
+    const Index n = g.n_nodes(), nk = static_cast<Index>(ks.size());
+    py::array_t<std::int64_t> labels({nk, n});
+    for (Index j = 0; j < nk; ++j)
+        std::memcpy(labels.mutable_data() + j * n, r.labels[j].data(), n * sizeof(Index));
+    py::array_t<double> eig(r.eigenvalues.size());
+    std::memcpy(eig.mutable_data(), r.eigenvalues.data(), r.eigenvalues.size() * sizeof(double));
+    py::dict d;
+    d["labels"] = labels;
+    d["eigenvalues"] = eig;
+    d["ncut"] = py::array_t<double>(r.ncut.size(), r.ncut.data());
+    d["inertia"] = py::array_t<double>(r.inertia.size(), r.inertia.data());
+    d["n_components"] = r.n_components;
+    d["n_matvec"] = r.n_matvec;
+    d["n_restarts"] = r.n_restarts;
+    d["max_residual"] = r.max_residual;
+    d["solver"] = r.solver;
+    return d;
+}
+
+std::vector<Index> checked_ks(const py::array& ks_in) {
+    std::vector<Index> ks = index_vector(ks_in, "ks");
+    if (ks.empty()) throw std::invalid_argument("ks must not be empty");
+    return ks;
+}
+
 // CPU time the calling thread has used, in seconds (NaN where unsupported).
 double thread_cpu_seconds() {
 #ifdef CLOCK_THREAD_CPUTIME_ID
@@ -596,6 +628,99 @@ PYBIND11_MODULE(NETMOD_MODULE, m) {
         py::arg("seed"), py::arg("start"), py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10,
         py::arg("tol") = 1e-8, py::arg("n_threads") = 1, py::arg("observed") = false,
         "null_samples of a block graph (compacted, shuffled per block, clustered).");
+
+    m.def(
+        "sweep_csr",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, const py::array& ks,
+           int n_init, double tol, std::uint64_t seed, int n_threads, Index n_eigenvalues) {
+            const Csr c = make_csr(indptr, indices, data);
+            const std::vector<Index> k = checked_ks(ks);
+            const auto o = make_options(2, true, n_init, tol, seed, n_threads, 0, 0, 2000);
+            return run_sweep(c.graph(), k, o, n_eigenvalues);
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::kw_only(), py::arg("ks"),
+        py::arg("n_init") = 10, py::arg("tol") = 1e-8, py::arg("seed") = 0, py::arg("n_threads") = 1,
+        py::arg("n_eigenvalues") = 0,
+        "Spectral partitions of a CSR graph at every k of ks from one eigensolve for max(ks):\n"
+        "labels (len(ks), n), ncut and inertia per k, the max(n_eigenvalues, max(ks)) smallest\n"
+        "eigenvalues.");
+
+    m.def(
+        "sweep_layers",
+        [](const std::vector<py::array>& weights, const py::array& ks, int n_init, double tol,
+           std::uint64_t seed, int n_threads, Index n_eigenvalues) {
+            const Layers ls = make_layers(weights);
+            const netmod::LayeredGraph g(ls.views);
+            const std::vector<Index> k = checked_ks(ks);
+            const auto o = make_options(2, true, n_init, tol, seed, n_threads, 0, 0, 2000);
+            return run_sweep(g, k, o, n_eigenvalues);
+        },
+        py::arg("weights"), py::kw_only(), py::arg("ks"), py::arg("n_init") = 10, py::arg("tol") = 1e-8,
+        py::arg("seed") = 0, py::arg("n_threads") = 1, py::arg("n_eigenvalues") = 0, "sweep_csr of a layered graph.");
+
+    m.def(
+        "sweep_blocks",
+        [](const py::array& sizes, const py::array& src, const py::array& dst,
+           const std::vector<py::array>& blocks, const py::array& ks, int n_init, double tol,
+           std::uint64_t seed, int n_threads, Index n_eigenvalues) {
+            const Blocks b = make_blocks(sizes, src, dst, blocks);
+            const std::vector<Index> k = checked_ks(ks);
+            const auto o = make_options(2, true, n_init, tol, seed, n_threads, 0, 0, 2000);
+            return run_sweep(b.graph, k, o, n_eigenvalues);
+        },
+        py::arg("sizes"), py::arg("src"), py::arg("dst"), py::arg("blocks"), py::kw_only(), py::arg("ks"),
+        py::arg("n_init") = 10, py::arg("tol") = 1e-8, py::arg("seed") = 0, py::arg("n_threads") = 1,
+        py::arg("n_eigenvalues") = 0, "sweep_csr of a block graph.");
+
+    m.def(
+        "edge_null_samples",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, std::uint64_t seed,
+           Index start, Index count, Index n_clusters, int n_init, double tol, int n_threads, bool observed) {
+            const Csr c = make_csr(indptr, indices, data);
+            if (start < 0 || count < 0) throw std::invalid_argument("start and count must be >= 0");
+            make_options(n_clusters, true, n_init, tol, seed, 1, 0, 0, 2000);  // validates
+            netmod::EdgeNullOptions o;
+            o.seed = seed;
+            o.start = start;
+            o.count = count;
+            o.n_threads = n_threads;
+            o.observed = observed;
+            o.spectral_options = [=](std::uint64_t s) {
+                return make_options(n_clusters, true, n_init, tol, s, 1, 0, 0, 2000);
+            };
+            std::vector<double> out;
+            {
+                py::gil_scoped_release release;
+                const netmod::CsrGraph g = c.graph();
+                out = netmod::edge_null_samples(g, o);
+            }
+            return py::array_t<double>(out.size(), out.data());
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::kw_only(), py::arg("seed"),
+        py::arg("start"), py::arg("count"), py::arg("n_clusters"), py::arg("n_init") = 10,
+        py::arg("tol") = 1e-8, py::arg("n_threads") = 1, py::arg("observed") = false,
+        "n-cuts of edge-null replicates start..start+count-1 of a CSR graph (zero-degree nodes\n"
+        "dropped, upper-triangle entries permuted, mirrored, clustered); with observed=True the\n"
+        "n-cut of the graph itself (clustered with `seed`) comes first.");
+
+    m.def(
+        "edge_shuffled",
+        [](const py::array& indptr, const py::array& indices, const py::array& data, std::uint64_t seed,
+           std::uint64_t index) {
+            const Csr c = make_csr(indptr, indices, data);
+            netmod::UpperTriangle t;
+            std::vector<double> v;
+            {
+                py::gil_scoped_release release;
+                t = netmod::compact_upper(c.graph());
+                v = netmod::edge_shuffled(t, seed, index);
+            }
+            return py::make_tuple(int64_array(t.node_of), py::array_t<double>(t.values.size(), t.values.data()),
+                                  py::array_t<double>(v.size(), v.data()));
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::kw_only(), py::arg("seed"), py::arg("index"),
+        "(kept nodes, upper triangle of the compacted graph row by row, that triangle as replicate\n"
+        "`index` of the edge null permutes it).");
 
     m.def(
         "_pool_idle_cpu_seconds",

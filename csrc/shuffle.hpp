@@ -22,6 +22,16 @@
 //   The replicates run on one ThreadPool of worker_count(tasks, n_threads)
 //   members; each clustering makes its own pool of the n_threads its
 //   options ask for (1 from the bindings: no threads, no nesting).
+// - `compact_upper(g)` / `edge_null_samples(g, o)`: the edge null of any graph
+//   (a CsrGraph; REFERENCE.md 6e, the 2021 activation-graph null). The
+//   zero-degree nodes are dropped once; the n(n-1)/2 entries of the strict
+//   upper triangle of what remains (zeros included) are permuted with
+//   permute_all and Rng(shuffle_seed(seed, i)), mirrored into a symmetric CSR
+//   graph (zero entries not stored) and clustered with replicate_seed(seed, i)
+//   (nodes isolated by the shuffle dropped inside spectral()). With
+//   `observed`, g itself (not compacted: what spectral() gives it) comes first.
+//   Memory: the triangle once, plus per worker one copy and one CSR of the
+//   complete graph (about 20 n^2 bytes).
 // Memory: per worker thread one set of weight buffers and one operator,
 // rebuilt in place for each of its replicates (capacity is kept), so memory
 // does not grow with the number of replicates. Thread safety: pure; workers share only
@@ -97,6 +107,23 @@ inline std::vector<std::vector<Index>> nonzero_positions(const DenseLayers& src)
     return pos;
 }
 
+// Fisher-Yates over out[0..size), drawing the swap partners a batch ahead so
+// their cache lines can be fetched while earlier swaps run (the draws and
+// swaps happen in the same order as one at a time).
+inline void permute_all(double* out, std::size_t size, Rng& rng) {
+    constexpr std::size_t kBatch = 32;
+    std::size_t js[kBatch];
+    for (std::size_t e = size; e > 1;) {
+        const std::size_t m = std::min<std::size_t>(kBatch, e - 1);
+        for (std::size_t u = 0; u < m; ++u) {
+            js[u] = static_cast<std::size_t>(rng.below(e - u));
+            __builtin_prefetch(&out[js[u]]);
+        }
+        for (std::size_t u = 0; u < m; ++u) std::swap(out[e - u - 1], out[js[u]]);
+        e -= m;
+    }
+}
+
 inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<Index>>& nz,
                          DenseLayers& dst, ShuffleMethod method, Rng& rng) {
     dst.sizes = src.sizes;
@@ -106,23 +133,21 @@ inline void shuffle_into(const DenseLayers& src, const std::vector<std::vector<I
     for (std::size_t l = 0; l < src.w.size(); ++l) {
         std::vector<double>& out = dst.w[l];
         out = src.w[l];
-        // Fisher-Yates, drawing the swap partners a batch ahead so their
-        // cache lines can be fetched while earlier swaps run (the draws and
-        // swaps happen in the same order as one at a time).
+        // Fisher-Yates (see permute_all).
+        if (method == ShuffleMethod::kLayer) {
+            permute_all(out.data(), out.size(), rng);
+            continue;
+        }
         constexpr std::size_t kBatch = 32;
         std::size_t js[kBatch];
         const std::vector<Index>& p = nz[l];
-        const bool all = method == ShuffleMethod::kLayer;
-        for (std::size_t e = all ? out.size() : p.size(); e > 1;) {
+        for (std::size_t e = p.size(); e > 1;) {
             const std::size_t m = std::min<std::size_t>(kBatch, e - 1);
             for (std::size_t u = 0; u < m; ++u) {
                 js[u] = static_cast<std::size_t>(rng.below(e - u));
-                __builtin_prefetch(all ? &out[js[u]] : static_cast<const void*>(&p[js[u]]));
+                __builtin_prefetch(&p[js[u]]);
             }
-            if (all)
-                for (std::size_t u = 0; u < m; ++u) std::swap(out[e - u - 1], out[js[u]]);
-            else
-                for (std::size_t u = 0; u < m; ++u) std::swap(out[p[e - u - 1]], out[p[js[u]]]);
+            for (std::size_t u = 0; u < m; ++u) std::swap(out[p[e - u - 1]], out[p[js[u]]]);
             e -= m;
         }
     }
@@ -180,6 +205,117 @@ inline std::vector<double> null_samples(const LayeredGraph& g, const NullOptions
         shuffled.use_sparse(indexes[static_cast<std::size_t>(w)], sparse_layers);
         samples[static_cast<std::size_t>(j)] =
             spectral(shuffled, o.spectral_options(replicate_seed(o.seed, i)), &spaces[w]).ncut;
+    });
+    return samples;
+}
+
+// The strict upper triangle of a graph without its zero-degree nodes, row by
+// row: entry (a, b), a < b, at a * n - a * (a + 1) / 2 + (b - a - 1).
+struct UpperTriangle {
+    Index n = 0;                 // nodes kept
+    std::vector<Index> node_of;  // kept node -> node of g
+    std::vector<double> values;  // n (n - 1) / 2
+};
+
+inline UpperTriangle compact_upper(const CsrGraph& g) {
+    const std::vector<double> deg = g.degrees();
+    UpperTriangle t;
+    std::vector<Index> compact(static_cast<std::size_t>(g.n_nodes()), -1);
+    for (Index i = 0; i < g.n_nodes(); ++i) {
+        if (deg[i] > 0.0) {
+            compact[i] = t.n++;
+            t.node_of.push_back(i);
+        }
+    }
+    const auto n = static_cast<std::size_t>(t.n);
+    t.values.assign(n * (n - (n > 0 ? 1 : 0)) / 2, 0.0);
+    // Stored entries add up, as in the CSR operator (duplicates are summed).
+    g.for_each_edge([&](Index i, Index j, double w) {
+        const auto a = static_cast<std::size_t>(compact[i]), b = static_cast<std::size_t>(compact[j]);
+        t.values[a * n - a * (a + 1) / 2 + (b - a - 1)] += w;
+    });
+    return t;
+}
+
+// The symmetric CSR matrix of a triangle (its non-zero entries, both
+// directions, columns ascending in each row), into reused buffers.
+struct CsrBuffers {
+    std::vector<Index> indptr, indices, cursor;
+    std::vector<double> data;
+    CsrGraph graph(Index n) const {
+        return CsrGraph(n, indptr.data(), indices.data(), data.data(), static_cast<Index>(data.size()));
+    }
+};
+
+inline void mirror_into(const std::vector<double>& values, Index n_nodes, CsrBuffers& out) {
+    const auto n = static_cast<std::size_t>(n_nodes);
+    out.indptr.assign(n + 1, 0);
+    std::size_t e = 0;
+    for (std::size_t a = 0; a < n; ++a)
+        for (std::size_t b = a + 1; b < n; ++b, ++e)
+            if (values[e] != 0.0) {
+                ++out.indptr[a + 1];
+                ++out.indptr[b + 1];
+            }
+    for (std::size_t a = 0; a < n; ++a) out.indptr[a + 1] += out.indptr[a];
+    const auto nnz = static_cast<std::size_t>(out.indptr[n]);
+    out.indices.resize(nnz);
+    out.data.resize(nnz);
+    out.cursor.assign(out.indptr.begin(), out.indptr.end() - 1);
+    // Row b receives its entries from rows a < b before its own (a = b) pass
+    // appends the columns above b, so every row comes out sorted.
+    e = 0;
+    for (std::size_t a = 0; a < n; ++a)
+        for (std::size_t b = a + 1; b < n; ++b, ++e) {
+            const double w = values[e];
+            if (w == 0.0) continue;
+            const auto pa = static_cast<std::size_t>(out.cursor[a]++), pb = static_cast<std::size_t>(out.cursor[b]++);
+            out.indices[pa] = static_cast<Index>(b);
+            out.data[pa] = w;
+            out.indices[pb] = static_cast<Index>(a);
+            out.data[pb] = w;
+        }
+}
+
+struct EdgeNullOptions {
+    std::uint64_t seed = 0;
+    Index start = 0;
+    Index count = 0;
+    int n_threads = 1;
+    bool observed = false;
+    std::function<SpectralOptions(std::uint64_t)> spectral_options;
+};
+
+// Replicate i's shuffled triangle (for tests and the Python view of a replicate).
+inline std::vector<double> edge_shuffled(const UpperTriangle& t, std::uint64_t seed, std::uint64_t i) {
+    std::vector<double> v = t.values;
+    Rng rng(shuffle_seed(seed, i));
+    permute_all(v.data(), v.size(), rng);
+    return v;
+}
+
+inline std::vector<double> edge_null_samples(const CsrGraph& g, const EdgeNullOptions& o) {
+    const UpperTriangle t = compact_upper(g);
+    const Index first = o.observed ? 1 : 0;
+    const Index tasks = o.count + first;
+    std::vector<double> samples(static_cast<std::size_t>(tasks), 0.0);
+    const auto workers = static_cast<std::size_t>(worker_count(tasks, o.n_threads));
+    std::vector<std::vector<double>> scratch(workers);
+    std::vector<CsrBuffers> csr(workers);
+    ThreadPool pool(static_cast<int>(workers));
+    pool.for_each(tasks, [&](std::int64_t j, int w) {
+        if (j < first) {
+            samples[0] = spectral(g, o.spectral_options(o.seed)).ncut;
+            return;
+        }
+        const auto i = static_cast<std::uint64_t>(o.start + j - first);
+        std::vector<double>& v = scratch[static_cast<std::size_t>(w)];
+        v = t.values;
+        Rng rng(shuffle_seed(o.seed, i));
+        permute_all(v.data(), v.size(), rng);
+        CsrBuffers& b = csr[static_cast<std::size_t>(w)];
+        mirror_into(v, t.n, b);
+        samples[static_cast<std::size_t>(j)] = spectral(b.graph(t.n), o.spectral_options(replicate_seed(o.seed, i))).ncut;
     });
     return samples;
 }

@@ -184,6 +184,25 @@ inline bool bipartite_eigenpairs(const LayeredOperator& op, const Mat& Zall, Ind
     return true;
 }
 
+// k-means of the Shi-Malik embedding X.row(i) / sqrt(degree) (X: nk x k, the
+// kept nodes' eigenvector rows), then labels of all g's nodes (-1 for the
+// removed ones, clusters by decreasing size, none empty) and their n-cut.
+template <class G>
+void cluster_rows(const G& g, const Compaction& comp, const Mat& X, Index k, const KMeansOptions& kopts,
+                  ThreadPool& pool, std::vector<Index>& labels, double& ncut, double& inertia) {
+    const Index nk = comp.size();
+    KRowMat emb(nk, k);
+    for (Index i = 0; i < nk; ++i) emb.row(i) = X.row(i).leftCols(k) * comp.inv_sqrt[i];
+    const KMeansResult km = kmeans(emb, k, kopts, pool);
+    inertia = km.inertia;
+    std::vector<std::int64_t> raw = km.labels;
+    fill_empty_clusters(raw, k);
+    const std::vector<Index> compact_labels = relabel_by_size(raw, k);
+    labels.assign(g.n_nodes(), -1);
+    for (Index i = 0; i < nk; ++i) labels[comp.node_of[i]] = compact_labels[i];
+    ncut = g.ncut(labels.data(), k);
+}
+
 }  // namespace detail
 
 // Storage a caller may keep across calls (one per thread) so that repeated
@@ -266,17 +285,7 @@ SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspa
         res.vectors.row(comp.node_of[i]) = X.row(i);
     }
     if (!opts.cluster) return res;
-
-    detail::KRowMat emb(nk, k);
-    for (Index i = 0; i < nk; ++i) emb.row(i) = X.row(i) * comp.inv_sqrt[i];
-    const KMeansResult km = kmeans(emb, k, opts.kmeans, pool);
-    res.inertia = km.inertia;
-    std::vector<std::int64_t> raw = km.labels;
-    detail::fill_empty_clusters(raw, k);
-    const std::vector<Index> compact_labels = detail::relabel_by_size(raw, k);
-    res.labels.assign(n, -1);
-    for (Index i = 0; i < nk; ++i) res.labels[comp.node_of[i]] = compact_labels[i];
-    res.ncut = g.ncut(res.labels.data(), k);
+    detail::cluster_rows(g, comp, X, k, opts.kmeans, pool, res.labels, res.ncut, res.inertia);
     return res;
 }
 
@@ -284,6 +293,72 @@ template <class G>
 SpectralResult spectral(const G& g, const SpectralOptions& opts, SpectralWorkspace* ws = nullptr) {
     ThreadPool pool(opts.n_threads);
     return spectral(g, opts, ws, pool);
+}
+
+// One eigensolve for the largest k, then the partition at every k of `ks`:
+// what spectral() with n_clusters = k and the same seed gives, but with the
+// first k of the max(ks) eigenvectors (exactly the same embedding up to the
+// eigensolver's tolerance: when eigenvalue k is well separated from k + 1 the
+// labels agree). `n_eigenvalues` (>= max(ks)) eigenpairs are found, e.g.
+// one more than max(ks) for the eigengap after it. With c >= k connected components, k's embedding is that of
+// the k components of largest volume, as in spectral().
+struct SweepResult {
+    Eigen::VectorXd eigenvalues;  // max(n_eigenvalues, max(ks)), ascending
+    std::vector<std::vector<Index>> labels;  // per k of ks
+    std::vector<double> ncut, inertia;
+    Index n_components = 0, n_matvec = 0, n_restarts = 0;
+    double max_residual = 0.0;
+    std::string solver;
+};
+
+template <class G>
+SweepResult spectral_sweep(const G& g, const std::vector<Index>& ks, const SpectralOptions& opts,
+                           Index n_eigenvalues = 0) {
+    if (ks.empty()) throw std::invalid_argument("ks must not be empty");
+    SpectralOptions eo = opts;
+    eo.n_clusters = std::max(n_eigenvalues, *std::max_element(ks.begin(), ks.end()));
+    for (const Index k : ks)
+        if (k < 2) throw std::invalid_argument("every k must be >= 2, got " + std::to_string(k));
+    eo.cluster = false;
+    ThreadPool pool(opts.n_threads);
+    const SpectralResult e = spectral(g, eo, nullptr, pool);
+    const Compaction comp(g.degrees());
+    const Index nk = comp.size(), K = eo.n_clusters;
+    Mat X(nk, K);
+    for (Index i = 0; i < nk; ++i) X.row(i) = e.vectors.row(comp.node_of[i]);
+    // The components by decreasing volume, as spectral() orders them.
+    Index c = 0;
+    const std::vector<Index> cid = detail::components(g, comp, c);
+    std::vector<double> vol(c, 0.0);
+    for (Index i = 0; i < nk; ++i) vol[cid[i]] += comp.degree[comp.node_of[i]];
+    std::vector<Index> by_vol(c);
+    std::iota(by_vol.begin(), by_vol.end(), 0);
+    std::stable_sort(by_vol.begin(), by_vol.end(), [&](Index a, Index b) { return vol[a] > vol[b]; });
+    SweepResult r;
+    r.eigenvalues = e.eigenvalues;
+    r.n_components = e.n_components;
+    r.n_matvec = e.n_matvec;
+    r.n_restarts = e.n_restarts;
+    r.max_residual = e.max_residual;
+    r.solver = e.solver;
+    for (const Index k : ks) {
+        Mat Xk = X.leftCols(k);
+        if (c >= k && c < K) {
+            // spectral() with this k locks the k largest components; the K solve
+            // holds all c of them in component order.
+            Xk.setZero();
+            for (Index i = 0; i < nk; ++i)
+                for (Index j = 0; j < k; ++j)
+                    if (cid[i] == by_vol[j]) Xk(i, j) = std::sqrt(comp.degree[comp.node_of[i]] / vol[cid[i]]);
+        }
+        std::vector<Index> labels;
+        double ncut = 0.0, inertia = 0.0;
+        detail::cluster_rows(g, comp, Xk, k, opts.kmeans, pool, labels, ncut, inertia);
+        r.labels.push_back(std::move(labels));
+        r.ncut.push_back(ncut);
+        r.inertia.push_back(inertia);
+    }
+    return r;
 }
 
 }  // namespace netmod

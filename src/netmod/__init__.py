@@ -31,6 +31,7 @@ from .nulls import (
 )
 from .results import Embedding, Partition, versions
 from .spectral import ncut, spectral_clustering, spectral_embedding
+from .sweep import Sweep, sweep
 
 try:
     __version__ = _metadata.version("netmod")
@@ -44,6 +45,7 @@ __all__ = [
     "LesionImportance",
     "NullDistribution",
     "Partition",
+    "Sweep",
     "__version__",
     "combine_percentiles",
     "compare",
@@ -66,6 +68,7 @@ __all__ = [
     "shuffled_weights",
     "spectral_clustering",
     "spectral_embedding",
+    "sweep",
     "synthetic",
     "to_igraph",
     "versions",

@@ -268,6 +268,64 @@ def _null(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ks(text: str) -> list:
+    """'2:21' (a range, end excluded), '4,8,12' or a mix: '2:6,10'."""
+    out = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if ":" in part:
+                lo, hi = (int(v) for v in part.split(":"))
+                out += list(range(lo, hi))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise _UsageError(f"--ks must be integers or ranges such as 2:21 or 4,8,12, got {text!r}") from None
+    if not out:
+        raise _UsageError(f"--ks must name at least one k, got {text!r}")
+    return out
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .results import to_plain
+    from .sweep import sweep
+
+    graph, trace = _load_graph(args)
+    try:
+        result = sweep(graph, ks=_ks(args.ks), seed=args.seed, n_shuffles=args.shuffles, shuffle=args.shuffle,
+                       n_threads=args.threads, progress=None)
+    except (TypeError, ValueError) as err:
+        raise _UsageError(str(err)) from None
+    files = []
+    if args.out:
+        from .report import sweep_figure
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        sweep_figure(out / "sweep.png", result, title=f"{Path(args.model).name}: spectral n-cut by k")
+        record = {"model": str(args.model), "n_units": graph.vcount(), **result.to_dict()}
+        record.pop("labels")
+        (out / "sweep.json").write_text(json.dumps(to_plain(record), indent=1))
+        np.save(out / "labels.npy", np.asarray(result.labels))
+        files += [str(out / name) for name in ("sweep.png", "sweep.json", "labels.npy")]
+    if args.json:
+        record = result.to_dict()
+        record.pop("labels")
+        json.dump(to_plain(record), sys.stdout)
+        print()
+        return 0
+    what = _describe(graph, trace, args.include) if trace is not None else (
+        f"MLP {'-'.join(map(str, graph['layer_sizes']))} ({graph.vcount()} units)")
+    print(f"{args.model}: {what}; spectral clustering, seed {args.seed}, one eigensolve for "
+          f"{result.eigenvalues.size} eigenvalues")
+    print(result.to_markdown())
+    print(f"largest eigengap after eigenvalue k = {result.best_k_eigengap}")
+    if files:
+        print(f"wrote {', '.join(files)}")
+    return 0
+
+
 def _reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
@@ -375,6 +433,19 @@ def _parser() -> argparse.ArgumentParser:
     null.add_argument("--out", default=None, help="folder for null.png (histograms) and null.json")
     _network_options(null)
 
+    swp = sub.add_parser("sweep", help="n-cut of a saved network at many k (one eigensolve), eigengap, nulls per k")
+    swp.add_argument("model", help=_MODEL_HELP)
+    swp.add_argument("--ks", default="2:21", help="numbers of clusters: a range lo:hi (hi excluded), a list, or both "
+                                                  "(default 2:21)")
+    swp.add_argument("--shuffles", type=int, default=0, help="shuffled copies for a null per k (default 0: none)")
+    swp.add_argument("--shuffle", default="layer", choices=["layer", "nonzero", "edges"])
+    swp.add_argument("--seed", type=int, default=0)
+    swp.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    swp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
+    swp.add_argument("--json", action="store_true", help="print JSON (without the labels) instead of a table")
+    swp.add_argument("--out", default=None, help="folder for sweep.png, sweep.json and labels.npy")
+    _network_options(swp)
+
     cmp = sub.add_parser("compare", help="compare clustering methods on a saved network")
     cmp.add_argument("model", help=_MODEL_HELP)
     cmp.add_argument("--sizes", default=None, help="expected layer sizes, comma-separated (checked)")
@@ -427,7 +498,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = {"null": _null, "compare": _compare, "reproduce": _reproduce, "lesion": _lesion, "demo": _demo}
+_COMMANDS = {"null": _null, "sweep": _sweep, "compare": _compare, "reproduce": _reproduce, "lesion": _lesion,
+             "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

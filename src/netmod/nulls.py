@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import scipy.stats
 
 from ._executor import check_executor
@@ -23,7 +24,7 @@ from ._validate import (
     check_threads,
     check_tol,
 )
-from .graphs import BlockInput, LayeredInput, as_layered, block_input, for_kernel, graph_info
+from .graphs import BlockInput, CsrInput, LayeredInput, as_layered, as_native, block_input, for_kernel, graph_info
 from .results import frozen_array, to_plain, versions
 from .spectral import DEFAULT_TOL, spectral_clustering
 
@@ -41,7 +42,8 @@ __all__ = [
     "shuffled_weights",
 ]
 
-SHUFFLES = ("layer", "nonzero")
+SHUFFLES = ("layer", "nonzero", "edges")
+LAYER_SHUFFLES = ("layer", "nonzero")
 STATISTICS = ("ncut", "modularity")
 METHODS = ("spectral", "leiden", "louvain")
 ALTERNATIVES = ("less", "greater")
@@ -176,7 +178,8 @@ class NullDistribution:
         The statistic of each shuffled network, replicate order.
     shuffle : str
         The shuffle scheme: "layer" (all entries of each weight matrix
-        permuted) or "nonzero" (values permuted among the non-zero positions).
+        permuted), "nonzero" (values permuted among the non-zero positions)
+        or "edges" (all upper-triangle entries of the adjacency permuted).
     method : str
         The clustering algorithm that partitioned each network: "spectral",
         "leiden" or "louvain".
@@ -280,6 +283,46 @@ def _shuffled(compacted: LayeredInput | BlockInput, shuffle: str, seed: int, ind
                                                     index=index)))
 
 
+def _edge_input(graph: Any) -> CsrInput:
+    """Any graph as the symmetric CSR adjacency the edge null permutes."""
+    native = as_native(graph)
+    if isinstance(native, CsrInput):
+        return native
+    from .graphs import _csr
+
+    if isinstance(native, LayeredInput):
+        sizes = native.sizes
+        pairs = [(l, l + 1) for l in range(len(native.weights))]
+        blocks = native.weights
+    else:
+        sizes, pairs, blocks = native.sizes, native.pairs, native.blocks
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(offsets[-1])
+    rows, cols, vals = [], [], []
+    for (a, b), w in zip(pairs, blocks):
+        r, c = np.nonzero(w)
+        rows += [offsets[a] + r, offsets[b] + c]
+        cols += [offsets[b] + c, offsets[a] + r]
+        vals += [np.abs(w[r, c])] * 2
+    cat = (lambda x, dt: np.concatenate(x).astype(dt)) if rows else (lambda x, dt: np.zeros(0, dt))
+    m = sp.csr_matrix((cat(vals, np.float64), (cat(rows, np.int64), cat(cols, np.int64))), shape=(n, n))
+    m.sum_duplicates()
+    m.sort_indices()
+    return _csr(m)
+
+
+def edge_replicate(graph: Any, seed: int, index: int) -> CsrInput:
+    """Replicate ``index`` of the edge null of ``graph`` (its non-isolated nodes only)."""
+    csr = _edge_input(graph)
+    kept, _, values = _core.edge_shuffled(csr.indptr, csr.indices, csr.data, seed=seed, index=index)
+    n = kept.size
+    a = np.zeros((n, n))
+    a[np.triu_indices(n, 1)] = values
+    from .graphs import _csr_from_dense
+
+    return _csr_from_dense(a + a.T)
+
+
 def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0, index: int = 0) -> list:
     """The weights of one replicate of :func:`shuffle_null`.
 
@@ -309,7 +352,7 @@ def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0
     True
     """
     layered = as_layered(graph)
-    shuffle = check_choice(shuffle, "shuffle", SHUFFLES)
+    shuffle = check_choice(shuffle, "shuffle", LAYER_SHUFFLES)
     seed = check_seed(seed)
     index = check_int(index, "index", 0)
     if isinstance(layered, BlockInput):
@@ -340,7 +383,10 @@ def shuffle_null(
     permuted (``shuffle="layer"``: all entries, zeros included;
     ``"nonzero"``: among the non-zero positions, keeping the sparsity mask),
     units isolated by the shuffle are dropped, and the shuffled network is
-    partitioned with the same settings as the observed one. Replicates run in
+    partitioned with the same settings as the observed one. ``shuffle="edges"``
+    (the 2021 null of activation graphs, for any graph) instead permutes all
+    n(n-1)/2 entries of the upper triangle of the adjacency among the graph's
+    n non-isolated nodes (zeros included) and mirrors them. Replicates run in
     C++ threads; replicate i draws from seeds derived from (seed, i), so the
     samples are the same for any ``n_threads``.
 
@@ -349,11 +395,13 @@ def shuffle_null(
     graph : torch.nn.Module, igraph.Graph or sequence of ndarray
         A torch MLP, a graph made by :func:`netmod.from_torch` /
         :func:`netmod.from_layers` / :func:`netmod.from_blocks`, or (in, out)
-        weight matrices.
+        weight matrices; with ``shuffle="edges"`` any graph netmod takes (an
+        activation graph, a scipy or dense adjacency).
     n_shuffles : int, default 100
-    shuffle : {"layer", "nonzero"}, default "layer"
+    shuffle : {"layer", "nonzero", "edges"}, default "layer"
         The shuffle scheme. Always report which: for pruned networks
-        "nonzero" is the stricter null.
+        "nonzero" is the stricter null. "edges" makes every replicate a
+        dense graph (memory about 20 n^2 bytes per thread).
     method : {"spectral", "leiden", "louvain"}, default "spectral"
         How each network is partitioned. Anything but spectral n-cut runs one
         replicate at a time in Python (Leiden and Louvain hold the GIL), on
@@ -406,9 +454,9 @@ def shuffle_null(
     >>> null.samples.shape, null.shuffle, null.method, 0.0 < null.percentile <= 1.0
     ((8,), 'layer', 'spectral', True)
     """
-    layered = as_layered(graph)
-    n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
     shuffle = check_choice(shuffle, "shuffle", SHUFFLES)
+    layered = _edge_input(graph) if shuffle == "edges" else as_layered(graph)
+    n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
     method = check_choice(method, "method", METHODS)
     statistic = check_choice(statistic, "statistic", STATISTICS)
     k = check_int(n_clusters, "n_clusters", 2, 2**63 - 1)
@@ -444,8 +492,12 @@ def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol,
     """Spectral n-cut replicates in the kernel's threads, in chunks (Ctrl-C, progress)."""
     from tqdm.auto import tqdm
 
-    compacted = for_kernel(_compacted(layered))
-    if isinstance(compacted, BlockInput):
+    if isinstance(layered, CsrInput):
+        csr = for_kernel(layered)
+
+        def null_samples(method, **kw):
+            return _core.edge_null_samples(csr.indptr, csr.indices, csr.data, **kw)
+    elif isinstance(compacted := for_kernel(_compacted(layered)), BlockInput):
         args = compacted.native_args()
 
         def null_samples(**kw):
@@ -503,6 +555,9 @@ def _null_chunk(kind: str, data: Any, start: int, count: int, options: dict) -> 
 
     if kind == "blocks":
         return core.null_samples_blocks(*data, start=start, count=count, **options)
+    if kind == "edges":
+        options = {k: v for k, v in options.items() if k != "method"}
+        return core.edge_null_samples(*data, start=start, count=count, **options)
     return core.null_samples(list(data), start=start, count=count, **options)
 
 
@@ -513,8 +568,10 @@ def _executor_null(layered, *, executor, chunk_size, shuffle, n_clusters, n_shuf
 
     from ._executor import run_tasks, share, worker_count
 
-    compacted = for_kernel(_compacted(layered))
-    if isinstance(compacted, BlockInput):
+    if isinstance(layered, CsrInput):
+        csr = for_kernel(layered)
+        kind, data = "edges", (csr.indptr, csr.indices, csr.data)
+    elif isinstance(compacted := for_kernel(_compacted(layered)), BlockInput):
         kind, data = "blocks", tuple(compacted.native_args())
     else:
         kind, data = "layers", tuple(compacted.weights)
@@ -552,7 +609,9 @@ def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles,
     from .graphs import from_blocks, from_layers
 
     def score(native, rseed):
-        if isinstance(native, BlockInput):
+        if isinstance(native, CsrInput):
+            g = sp.csr_matrix((native.data, native.indices, native.indptr), shape=(native.n_nodes,) * 2)
+        elif isinstance(native, BlockInput):
             g = from_blocks(list(native.blocks), sizes=native.sizes, pairs=native.pairs)
         else:
             g = from_layers(list(native.weights))
@@ -565,13 +624,22 @@ def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles,
             p = louvain(g, seed=rseed)
         return p.ncut if statistic == "ncut" else modularity(g, p.labels)
 
-    compacted = _compacted(layered)
-    observed = score(compacted, seed)
+    if isinstance(layered, CsrInput):
+        observed = score(layered, seed)
+
+        def replicate(i):
+            return edge_replicate(layered, seed, i)
+    else:
+        compacted = _compacted(layered)
+        observed = score(compacted, seed)
+
+        def replicate(i):
+            return _shuffled(compacted, shuffle, seed, i)
     samples = np.empty(n_shuffles)
     disable = None if progress is None else not progress
     with tqdm(total=n_shuffles, desc=f"{shuffle} null ({method} {statistic})", unit="shuffle",
               disable=disable, leave=False) as bar:
         for i in range(n_shuffles):
-            samples[i] = score(_shuffled(compacted, shuffle, seed, i), int(_core.replicate_seed(seed, i)))
+            samples[i] = score(replicate(i), int(_core.replicate_seed(seed, i)))
             bar.update(1)
     return float(observed), samples

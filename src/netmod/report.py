@@ -25,6 +25,7 @@ __all__ = [
     "null_histogram",
     "reproduction_figures",
     "reproduction_markdown",
+    "sweep_figure",
     "write_csv",
     "write_lesion_report",
 ]
@@ -216,6 +217,34 @@ def null_histogram(path: str | Path, nulls: dict, *, title: str) -> None:
     for ax, (name, null) in zip(axes, nulls.items()):
         _null_panel(ax, null, name, legend=True)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def sweep_figure(path: str | Path, sweep: Any, *, title: str = "") -> None:
+    """A :class:`netmod.Sweep` as a PNG: n-cut per k (beside its null's mean +- sd when it has one)
+    and the eigenvalues with the eigengap heuristic's k marked."""
+    fig = _figure(figsize=(9, 3.4))
+    ax, bx = fig.subplots(1, 2)
+    ks = np.asarray(sweep.ks)
+    order = np.argsort(ks)
+    ax.plot(ks[order], np.asarray(sweep.ncut)[order], "o-", color="tab:blue", label="network")
+    if sweep.n_shuffles:
+        mean, sd = np.asarray(sweep.null_mean)[order], np.asarray(sweep.null_std)[order]
+        ax.plot(ks[order], mean, "s--", color="tab:gray", label=f"{sweep.shuffle} null ({sweep.n_shuffles})")
+        ax.fill_between(ks[order], mean - 2 * sd, mean + 2 * sd, color="tab:gray", alpha=0.25, lw=0)
+    ax.set_xlabel("k (clusters)")
+    ax.set_ylabel("n-cut (lower = more modular)")
+    ax.legend(fontsize=8)
+    lam = np.asarray(sweep.eigenvalues)
+    bx.plot(np.arange(1, lam.size + 1), lam, "o-", color="tab:purple", ms=3)
+    bx.axvline(sweep.best_k_eigengap + 0.5, color="tab:red", ls=":",
+               label=f"largest eigengap: k = {sweep.best_k_eigengap}")
+    bx.set_xlabel("index i")
+    bx.set_ylabel("eigenvalue i of the normalised Laplacian")
+    bx.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 
