@@ -265,7 +265,7 @@ def replicate_seed(seed: int, index: int) -> int:
     return int(_core.replicate_seed(check_seed(seed), check_int(index, "index", 0)))
 
 
-def _compacted(layered: LayeredInput | BlockInput) -> LayeredInput | BlockInput:
+def compacted_input(layered: LayeredInput | BlockInput) -> LayeredInput | BlockInput:
     """The network without its zero-degree units, in the same form (a block
     graph keeps its pairs; a layer left without units keeps empty blocks)."""
     if isinstance(layered, BlockInput):
@@ -274,7 +274,8 @@ def _compacted(layered: LayeredInput | BlockInput) -> LayeredInput | BlockInput:
     return LayeredInput(tuple(_core.compact_layers(list(layered.weights))))
 
 
-def _shuffled(compacted: LayeredInput | BlockInput, shuffle: str, seed: int, index: int) -> LayeredInput | BlockInput:
+def shuffled_input(compacted: LayeredInput | BlockInput, shuffle: str, seed: int,
+                   index: int) -> LayeredInput | BlockInput:
     """Replicate ``index`` of an already compacted network, in the same form."""
     if isinstance(compacted, BlockInput):
         sizes, blocks = _core.shuffled_blocks(*compacted.native_args(), method=shuffle, seed=seed, index=index)
@@ -283,13 +284,11 @@ def _shuffled(compacted: LayeredInput | BlockInput, shuffle: str, seed: int, ind
                                                     index=index)))
 
 
-def _edge_input(graph: Any) -> CsrInput:
+def edge_input(graph: Any) -> CsrInput:
     """Any graph as the symmetric CSR adjacency the edge null permutes."""
     native = as_native(graph)
     if isinstance(native, CsrInput):
         return native
-    from .graphs import _csr
-
     if isinstance(native, LayeredInput):
         sizes = native.sizes
         pairs = [(l, l + 1) for l in range(len(native.weights))]
@@ -306,21 +305,17 @@ def _edge_input(graph: Any) -> CsrInput:
         vals += [np.abs(w[r, c])] * 2
     cat = (lambda x, dt: np.concatenate(x).astype(dt)) if rows else (lambda x, dt: np.zeros(0, dt))
     m = sp.csr_matrix((cat(vals, np.float64), (cat(rows, np.int64), cat(cols, np.int64))), shape=(n, n))
-    m.sum_duplicates()
-    m.sort_indices()
-    return _csr(m)
+    return as_native(m)
 
 
 def edge_replicate(graph: Any, seed: int, index: int) -> CsrInput:
     """Replicate ``index`` of the edge null of ``graph`` (its non-isolated nodes only)."""
-    csr = _edge_input(graph)
+    csr = edge_input(graph)
     kept, _, values = _core.edge_shuffled(csr.indptr, csr.indices, csr.data, seed=seed, index=index)
     n = kept.size
     a = np.zeros((n, n))
     a[np.triu_indices(n, 1)] = values
-    from .graphs import _csr_from_dense
-
-    return _csr_from_dense(a + a.T)
+    return as_native(a + a.T)
 
 
 def shuffled_weights(graph: Any, *, shuffle: str = "layer", seed: int | None = 0, index: int = 0) -> list:
@@ -455,7 +450,7 @@ def shuffle_null(
     ((8,), 'layer', 'spectral', True)
     """
     shuffle = check_choice(shuffle, "shuffle", SHUFFLES)
-    layered = _edge_input(graph) if shuffle == "edges" else as_layered(graph)
+    layered = edge_input(graph) if shuffle == "edges" else as_layered(graph)
     n_shuffles = check_int(n_shuffles, "n_shuffles", 1)
     method = check_choice(method, "method", METHODS)
     statistic = check_choice(statistic, "statistic", STATISTICS)
@@ -497,7 +492,7 @@ def _native_null(layered, *, shuffle, n_clusters, n_shuffles, seed, n_init, tol,
 
         def null_samples(method, **kw):
             return _core.edge_null_samples(csr.indptr, csr.indices, csr.data, **kw)
-    elif isinstance(compacted := for_kernel(_compacted(layered)), BlockInput):
+    elif isinstance(compacted := for_kernel(compacted_input(layered)), BlockInput):
         args = compacted.native_args()
 
         def null_samples(**kw):
@@ -571,7 +566,7 @@ def _executor_null(layered, *, executor, chunk_size, shuffle, n_clusters, n_shuf
     if isinstance(layered, CsrInput):
         csr = for_kernel(layered)
         kind, data = "edges", (csr.indptr, csr.indices, csr.data)
-    elif isinstance(compacted := for_kernel(_compacted(layered)), BlockInput):
+    elif isinstance(compacted := for_kernel(compacted_input(layered)), BlockInput):
         kind, data = "blocks", tuple(compacted.native_args())
     else:
         kind, data = "layers", tuple(compacted.weights)
@@ -630,11 +625,11 @@ def _python_null(layered, *, shuffle, method, statistic, n_clusters, n_shuffles,
         def replicate(i):
             return edge_replicate(layered, seed, i)
     else:
-        compacted = _compacted(layered)
+        compacted = compacted_input(layered)
         observed = score(compacted, seed)
 
         def replicate(i):
-            return _shuffled(compacted, shuffle, seed, i)
+            return shuffled_input(compacted, shuffle, seed, i)
     samples = np.empty(n_shuffles)
     disable = None if progress is None else not progress
     with tqdm(total=n_shuffles, desc=f"{shuffle} null ({method} {statistic})", unit="shuffle",

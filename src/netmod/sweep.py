@@ -12,6 +12,15 @@ import numpy as np
 from ._native import core as _core
 from ._validate import check_choice, check_int, check_optional_bool, check_seed, check_threads, check_tol
 from .graphs import BlockInput, LayeredInput, as_layered, as_native, for_kernel, graph_info
+from .nulls import (
+    LAYER_SHUFFLES,
+    SHUFFLES,
+    compacted_input,
+    edge_input,
+    edge_replicate,
+    null_statistics,
+    shuffled_input,
+)
 from .results import frozen_array, to_plain, versions
 from .spectral import DEFAULT_TOL
 
@@ -218,8 +227,6 @@ def sweep(
     >>> s.best_k_eigengap, s.ncut.shape
     (3, (5,))
     """
-    from .nulls import LAYER_SHUFFLES, SHUFFLES, _compacted, _edge_input, _shuffled, edge_replicate, null_statistics
-
     native = as_native(graph)
     ks = _check_ks(ks)
     seed = check_seed(seed)
@@ -244,12 +251,12 @@ def sweep(
     if n_shuffles:
         if shuffle in LAYER_SHUFFLES:
             layered = native if isinstance(native, (LayeredInput, BlockInput)) else as_layered(graph)
-            base = _compacted(layered)
+            base = compacted_input(layered)
 
             def replicate(i):
-                return _shuffled(base, shuffle, seed, i)
+                return shuffled_input(base, shuffle, seed, i)
         else:
-            base = _edge_input(native)
+            base = edge_input(native)
 
             def replicate(i):
                 return edge_replicate(base, seed, i)
