@@ -30,6 +30,7 @@ from .nulls import (
     shuffled_weights,
 )
 from .results import Embedding, Partition, versions
+from .roles import NodeRoles, node_roles
 from .spectral import ncut, spectral_clustering, spectral_embedding
 from .sweep import Sweep, sweep
 
@@ -43,6 +44,7 @@ __all__ = [
     "Embedding",
     "LesionDependencies",
     "LesionImportance",
+    "NodeRoles",
     "NullDistribution",
     "Partition",
     "Sweep",
@@ -62,6 +64,7 @@ __all__ = [
     "louvain",
     "modularity",
     "ncut",
+    "node_roles",
     "null_statistics",
     "replicate_seed",
     "shuffle_null",

@@ -15,6 +15,7 @@ from ._validate import check_int, check_seed
 from .communities import leiden, louvain, modularity
 from .graphs import graph_info, to_igraph
 from .results import Partition, to_plain, versions
+from .roles import NodeRoles, node_roles
 from .spectral import spectral_clustering
 
 __all__ = ["Comparison", "compare"]
@@ -32,7 +33,10 @@ class Comparison:
         Per method: ``method``, ``n_clusters``, ``ncut``, ``modularity``
         (weighted Q), ``sizes`` (largest first), ``seconds`` (wall time), and
         ``layer_composition`` (fraction of each cluster's units in each layer)
-        when the graph has layers.
+        when the graph has layers, and the node roles (Guimera-Amaral, see
+        :func:`netmod.node_roles`): ``mean_participation`` (mean P over the
+        nodes with edges), ``n_hubs`` (z >= 2.5), ``n_connector_hubs`` (R6),
+        ``n_connectors`` (R3 + R6) and ``role_counts`` (nodes per role name).
     pairs : list of dict
         Per pair of methods: ``a``, ``b``, ``nmi``, ``ari``, ``vi``
         (igraph's compare_communities, on the non-isolated nodes).
@@ -42,6 +46,9 @@ class Comparison:
     graph_info : dict
         How the graph's edge weights were made (``kernel_norm`` and ``include``
         of a :func:`netmod.from_torch` graph; empty for other graphs).
+    roles : dict
+        Method name -> NodeRoles of its partition (per node P, z and role,
+        per cluster summaries).
     versions : dict
     """
 
@@ -51,6 +58,7 @@ class Comparison:
     seed: int
     n_clusters: int
     graph_info: dict = field(default_factory=dict)
+    roles: dict = field(default_factory=dict)
     versions: dict = field(default_factory=versions)
 
     def to_dict(self) -> dict:
@@ -62,16 +70,19 @@ class Comparison:
             "seed": self.seed,
             "n_clusters": self.n_clusters,
             "graph_info": to_plain(self.graph_info),
+            "roles": {k: _roles_dict(v) for k, v in self.roles.items()},
             "versions": dict(self.versions),
         }
 
     def to_markdown(self) -> str:
-        """The two tables (methods, pairs) as Markdown."""
-        lines = ["| method | k | n-cut | Q | largest clusters | ms |", "|---|---|---|---|---|---|"]
+        """The two tables (methods with their node-role summaries, pairs) as Markdown."""
+        lines = ["| method | k | n-cut | Q | mean P | hubs | connector hubs | largest clusters | ms |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in self.rows:
             sizes = ", ".join(map(str, r["sizes"][:6])) + (", ..." if len(r["sizes"]) > 6 else "")
             lines.append(
                 f"| {r['method']} | {r['n_clusters']} | {r['ncut']:.4f} | {r['modularity']:.4f} | "
+                f"{r['mean_participation']:.4f} | {r['n_hubs']} | {r['n_connector_hubs']} | "
                 f"{sizes} | {1000 * r['seconds']:.0f} |"
             )
         if self.pairs:
@@ -81,19 +92,32 @@ class Comparison:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        head = f"{'method':<22} {'k':>4} {'n-cut':>9} {'Q':>8} {'ms':>8}  sizes"
+        head = (f"{'method':<22} {'k':>4} {'n-cut':>9} {'Q':>8} {'mean P':>8} {'hubs':>5} {'c.hubs':>6} "
+                f"{'ms':>8}  sizes")
         out = [head, "-" * len(head)]
         for r in self.rows:
             sizes = " ".join(map(str, r["sizes"][:8])) + (" ..." if len(r["sizes"]) > 8 else "")
             out.append(
                 f"{r['method']:<22} {r['n_clusters']:>4} {r['ncut']:>9.4f} {r['modularity']:>8.4f} "
+                f"{r['mean_participation']:>8.4f} {r['n_hubs']:>5} {r['n_connector_hubs']:>6} "
                 f"{1000 * r['seconds']:>8.0f}  {sizes}"
             )
+        out += ["", "mean P: mean participation coefficient; hubs: z >= 2.5; c.hubs: connector hubs (R6)"]
         if self.pairs:
             out += ["", f"{'a':<22} {'b':<22} {'NMI':>7} {'ARI':>7} {'VI':>7}"]
             for p in self.pairs:
                 out.append(f"{p['a']:<22} {p['b']:<22} {p['nmi']:>7.4f} {p['ari']:>7.4f} {p['vi']:>7.4f}")
         return "\n".join(out)
+
+
+def _roles_dict(roles: NodeRoles) -> dict:
+    """A method's node roles for JSON: per node P, z and role code, and the per-cluster summaries."""
+    return {
+        "participation": to_plain(roles.participation),
+        "zscore": to_plain(roles.zscore),
+        "roles": roles.roles.tolist(),
+        "clusters": to_plain(roles.clusters()),
+    }
 
 
 def _composition(g: ig.Graph, labels: np.ndarray, k: int) -> list | None:
@@ -182,7 +206,10 @@ def compare(
             seconds[name] = time.perf_counter() - t0
 
     rows = []
+    roles = {}
     for name, p in partitions.items():
+        roles[name] = node_roles(g, p)
+        summary = roles[name].summary()
         rows.append(
             {
                 "method": name,
@@ -192,6 +219,8 @@ def compare(
                 "sizes": p.sizes.tolist(),
                 "seconds": seconds[name],
                 "layer_composition": _composition(g, p.labels, p.n_clusters),
+                **{key: summary[key] for key in ("mean_participation", "n_hubs", "n_connector_hubs",
+                                                  "n_connectors", "role_counts")},
             }
         )
     pairs = []
@@ -209,4 +238,4 @@ def compare(
             }
         )
     return Comparison(rows=rows, pairs=pairs, partitions=partitions, seed=seed, n_clusters=k,
-                      graph_info=graph_info(graph))
+                      graph_info=graph_info(graph), roles=roles)
