@@ -222,26 +222,36 @@ def null_histogram(path: str | Path, nulls: dict, *, title: str) -> None:
 
 
 def sweep_figure(path: str | Path, sweep: Any, *, title: str = "") -> None:
-    """A :class:`netmod.Sweep` as a PNG: n-cut per k (beside its null's mean +- sd when it has one)
-    and the eigenvalues with the eigengap heuristic's k marked."""
-    fig = _figure(figsize=(9, 3.4))
-    ax, bx = fig.subplots(1, 2)
+    """A :class:`netmod.Sweep` as a PNG: n-cut per k (beside its null's mean +- 2 sd when it has one),
+    z per k against the null, and the eigenvalues with the eigengap heuristic's k marked."""
+    null = sweep.n_shuffles > 0
+    fig = _figure(figsize=(13 if null else 9, 3.6))
+    axes = fig.subplots(1, 3 if null else 2)
     ks = np.asarray(sweep.ks)
     order = np.argsort(ks)
-    ax.plot(ks[order], np.asarray(sweep.ncut)[order], "o-", color="tab:blue", label="network")
-    if sweep.n_shuffles:
+    ax = axes[0]
+    ax.plot(ks[order], np.asarray(sweep.ncut)[order], "o-", color="tab:blue", ms=4, label="network")
+    if null:
         mean, sd = np.asarray(sweep.null_mean)[order], np.asarray(sweep.null_std)[order]
-        ax.plot(ks[order], mean, "s--", color="tab:gray", label=f"{sweep.shuffle} null ({sweep.n_shuffles})")
-        ax.fill_between(ks[order], mean - 2 * sd, mean + 2 * sd, color="tab:gray", alpha=0.25, lw=0)
+        ax.plot(ks[order], mean, "s--", color="tab:gray", ms=3, label=f"{sweep.shuffle} null, mean +- 2 sd "
+                                                                       f"({sweep.n_shuffles} shuffles)")
+        ax.fill_between(ks[order], mean - 2 * sd, mean + 2 * sd, color="tab:gray", alpha=0.3, lw=0)
+        zx = axes[1]
+        zx.bar(ks[order], np.asarray(sweep.z)[order], color="tab:blue")
+        zx.axhline(0, color="black", lw=0.8)
+        zx.set_xlabel("k (clusters)")
+        zx.set_ylabel("z = (n-cut - null mean) / null sd")
+        zx.set_title("below 0: more modular than the shuffles", fontsize=9)
     ax.set_xlabel("k (clusters)")
     ax.set_ylabel("n-cut (lower = more modular)")
     ax.legend(fontsize=8)
+    bx = axes[-1]
     lam = np.asarray(sweep.eigenvalues)
     bx.plot(np.arange(1, lam.size + 1), lam, "o-", color="tab:purple", ms=3)
     bx.axvline(sweep.best_k_eigengap + 0.5, color="tab:red", ls=":",
-               label=f"largest eigengap: k = {sweep.best_k_eigengap}")
-    bx.set_xlabel("index i")
-    bx.set_ylabel("eigenvalue i of the normalised Laplacian")
+               label=f"largest eigengap: after k = {sweep.best_k_eigengap}")
+    bx.set_xlabel("i")
+    bx.set_ylabel("eigenvalue i, normalised Laplacian")
     bx.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
