@@ -16,6 +16,7 @@ training and tracing modules do.
 from importlib import metadata as _metadata
 
 from . import datasets, synthetic
+from .activations import ActivationComparison, compare_activations, from_activations
 from .communities import leiden, louvain, modularity
 from .compare import Comparison, compare
 from .graphs import from_blocks, from_layers, from_torch, kernel_norms, layer_weights, to_igraph
@@ -40,6 +41,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a bare
     __version__ = "0+unknown"
 
 __all__ = [
+    "ActivationComparison",
     "Comparison",
     "Embedding",
     "LesionDependencies",
@@ -51,8 +53,10 @@ __all__ = [
     "__version__",
     "combine_percentiles",
     "compare",
+    "compare_activations",
     "datasets",
     "empirical_p",
+    "from_activations",
     "from_blocks",
     "from_layers",
     "from_torch",

@@ -2465,3 +2465,245 @@ def trace_serialized(document: Any, tensors: dict, *, kernel_norm: str = "l1", i
         raise TypeError("tensors must be a dict of names to torch.Tensor")
     _check_settings(kernel_norm, include)
     return _trace_aten(_Serialized(document, tensors, source).program(), kernel_norm, include)
+
+
+# --- where each hidden unit's activation is read (netmod.from_activations; REFERENCE.md 6e) ---------
+
+# Elementwise ops linear in the tensor (arithmetic with numbers, dtype casts): they make no post-activation.
+# Every other elementwise op of the tables above is an activation function.
+_ARITHMETIC_NAMES = frozenset({"add", "sub", "mul", "div", "true_divide", "truediv", "floordiv", "neg", "pos",
+                               "add_", "sub_", "mul_", "div_", "float", "double"})
+_REDUCE_BYTES = 1 << 25  # float64 copy of a conv map reduced at once (32 MiB)
+
+
+def _act_metadata(node: fx.Node) -> bool:
+    if node.op == "call_method" and node.target in _METADATA_METHODS:
+        return True
+    return (node.op == "call_function" and node.target is builtins.getattr
+            and tuple(node.args[1:2]) in (("shape",), ("ndim",)))
+
+
+def _act_users(node: fx.Node) -> list:
+    return [u for u in node.users if not _act_metadata(u)]
+
+
+def _act_elementwise(g: _Graph, node: fx.Node, src: fx.Node) -> str | None:
+    """What an op reading only ``src`` is: "identity", "linear" or "nonlinear"; None if not elementwise."""
+    if [n for n in node.all_input_nodes if not _act_metadata(n)] != [src]:
+        return None
+    if node.op == "call_module":
+        effect = _ELEMENTWISE_MODULES.get(type(g.submodule(node)))
+        return None if effect is None else ("identity" if effect == "identity" else "nonlinear")
+    if node.op == "call_method":
+        if node.target not in _ELEMENTWISE_METHODS:
+            return None
+        return "linear" if node.target in _ARITHMETIC_NAMES else "nonlinear"
+    if node.op == "call_function" and node.target in _ELEMENTWISE_FUNCTIONS:
+        if node.target in _DROPOUT_FUNCTIONS:
+            return "identity"
+        return "linear" if getattr(node.target, "__name__", "") in _ARITHMETIC_NAMES else "nonlinear"
+    return None
+
+
+def _act_no_post(g: _Graph, name: str, kind: str, layer_node: fx.Node, pre: fx.Node, users: list) -> ValueError:
+    def describe(u: fx.Node) -> str:
+        op = _op_name(g, u)
+        return f"{op} {g.path(u.target)!r}" if u.op == "call_module" else f"{op!r} (fx node {u.name!r})"
+
+    after = f" (after {_op_name(g, pre)} {g.path(pre.target)!r})" if pre is not layer_node else ""
+    if len(users) != 1:
+        why = f"its output{after} is read by {len(users)} ops ({', '.join(describe(u) for u in users)})"
+    else:
+        adds = ("add", "add_", "iadd", "sub", "sub_", "isub")
+        verb = "is added to another tensor by" if _op_name(g, users[0]) in adds else "goes into"
+        why = f"its output{after} {verb} {describe(users[0])}"
+    if kind == "linear":
+        option, alternative = "linear_activation='post'", "linear_activation='pre' (the layer's output itself)"
+    else:
+        option = "conv_activation='l2-post'"
+        alternative = "conv_activation='l1-pre' (the L1 norm of its pre-activation)"
+    return ValueError(f"layer {name!r} ({type(g.submodule(layer_node)).__name__}) has no post-activation of its "
+                      f"own: {why} before any activation function, so {option} is not defined for it. Use "
+                      f"{alternative}")
+
+
+def _act_reduce(t: torch.Tensor, how: str) -> torch.Tensor:
+    """(N, C) float64 on the CPU: a Linear layer's output as it is, or a norm over a conv map's positions."""
+    if how == "value":
+        return t.detach().to(device="cpu", dtype=torch.float64)
+    dims = tuple(range(2, t.dim()))
+    per = max(1, _REDUCE_BYTES // max(1, 8 * t[0].numel()))
+    out = []
+    for a in range(0, t.shape[0], per):
+        x = t[a:a + per].detach().to(device="cpu", dtype=torch.float64)
+        out.append(x.abs().sum(dim=dims) if how == "l1" else x.square().sum(dim=dims).sqrt())
+    return torch.cat(out)
+
+
+class ActivationReader:
+    """Reads every hidden unit's activation, one number per example, from a traced network's forward.
+
+    Made by :func:`activation_reader`. Attributes: ``names``, ``kinds``, ``sizes`` of the hidden
+    layers (module paths, "linear"/"conv2d"/..., units) in execution order; ``layers``, their
+    indices in :func:`trace_network`'s layers (input = 0); ``reads``, how each is read ("post" or
+    "pre" for Linear layers, "l2-post" or "l1-pre" for conv layers); ``n_units``; ``flatten``:
+    whether inputs are flattened to (N, in_features) before the first (Linear) layer.
+    """
+
+    def __init__(self, model, g, captures, last, flatten):
+        self.model, self._g, self._captures, self._last, self.flatten = model, g, captures, last, flatten
+        self.names = tuple(c[1] for c in captures)
+        self.kinds = tuple(c[2] for c in captures)
+        self.sizes = tuple(c[3] for c in captures)
+        self.layers = tuple(c[0] for c in captures)
+        self.reads = tuple(c[5] for c in captures)
+        self.n_units = int(sum(self.sizes))
+        self._nodes = list(g.module.graph.nodes)[:last + 1]
+        self._last_use = {}
+        for i, node in enumerate(self._nodes):
+            for inp in node.all_input_nodes:
+                self._last_use[inp] = i
+
+    def eval_mode(self):
+        """Context manager: the model in eval mode, every module's training flag restored on exit."""
+        return _eval_mode(self.model)
+
+    def read(self, x: torch.Tensor) -> np.ndarray:
+        """The (N, n_units) float64 activations of a batch ``x``, in eval mode, without gradients."""
+        if self.flatten and x.dim() > 2:
+            x = x.reshape(x.shape[0], -1)
+        wanted = {c[4]: (c, start) for c, start in zip(self._captures, np.cumsum((0,) + self.sizes[:-1]))}
+        out = np.empty((x.shape[0], self.n_units))
+        env: dict = {}
+        with TORCH_LOCK, _eval_mode(self.model), torch.no_grad():
+            for i, node in enumerate(self._nodes):
+                env[node] = x if node.op == "placeholder" else _run_node(self._g.module, node, env)
+                hit = wanted.get(node)
+                if hit is not None:
+                    (_, name, _, size, _, how), start = hit
+                    # Read at once: an in-place op later in forward (ReLU(inplace=True), +=) may overwrite it.
+                    vals = _act_reduce(env[node], "value" if how in ("post", "pre") else how[:2]).numpy()
+                    if vals.shape != (x.shape[0], size):
+                        raise ValueError(f"layer {name!r} gives activations of shape {vals.shape}, expected "
+                                         f"{(x.shape[0], size)}")
+                    if not np.isfinite(vals).all():
+                        raise ValueError(f"layer {name!r} has non-finite activations (nan or inf) on this data")
+                    out[:, start:start + size] = vals
+                for inp in node.all_input_nodes:
+                    if self._last_use.get(inp) == i:
+                        env.pop(inp, None)
+        return out
+
+
+def activation_reader(model: nn.Module, *, example_input: torch.Tensor, conv_activation: str = "l2-post",
+                      linear_activation: str = "post") -> ActivationReader:
+    """Where each hidden unit's activation is read in a network's forward (for :func:`netmod.from_activations`).
+
+    The hidden layers are the layers of :func:`trace_network` but the input and the output layers
+    (those whose output reaches the model's output through parameter-free ops only). A layer's
+    pre-activation is its output, followed by an eval-mode BatchNorm that reads it alone (as the
+    weight graph folds it); its post-activation is the end of the chain of single-use elementwise
+    ops after the pre-activation (activations, dropout, arithmetic with numbers), which must hold a
+    nonlinearity: otherwise (a skip added before the ReLU, pooling first, no activation) the layer
+    is refused for the "post" choices. A Linear unit's activation is its post- or pre-activation
+    (``linear_activation``); a conv filter's is the L2 norm over positions of its post-activation
+    map ("l2-post") or the L1 norm of its pre-activation map ("l1-pre").
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    example_input : torch.Tensor
+        One input batch (at least one example); flattened first when the first layer is a Linear
+        layer whose in_features is the size of one example.
+    conv_activation : {"l2-post", "l1-pre"}
+    linear_activation : {"post", "pre"}
+
+    Returns
+    -------
+    ActivationReader
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`trace_network`; ValueError for a model without hidden layers, a unit with no
+        post-activation of its own under a "post" choice, and dropout applied in eval mode.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from netmod.tracing import activation_reader
+    >>> m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5),
+    ...                   nn.Tanh(), nn.Linear(5, 2))
+    >>> r = activation_reader(m, example_input=torch.zeros(2, 1, 8, 8))
+    >>> r.names, r.kinds, r.sizes, r.layers, r.reads
+    (('0', '4'), ('conv2d', 'linear'), (4, 5), (1, 2), ('l2-post', 'post'))
+    >>> r.read(torch.rand(3, 1, 8, 8)).shape
+    (3, 9)
+    """
+    if conv_activation not in ("l2-post", "l1-pre"):
+        raise ValueError(f"conv_activation must be one of 'l2-post', 'l1-pre', got {conv_activation!r}")
+    if linear_activation not in ("post", "pre"):
+        raise ValueError(f"linear_activation must be one of 'post', 'pre', got {linear_activation!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a torch.Tensor, got {type(example_input).__name__}")
+    with TORCH_LOCK:
+        g = _symbolic_trace(model, _NetTracer)
+        nodes = list(g.module.graph.nodes)
+        layers = {g.path(n.target) or "<model>": n for n in nodes
+                  if n.op == "call_module" and (_is_linear(g.submodule(n)) or _is_conv(g.submodule(n)))}
+        first = next((g.submodule(n) for n in layers.values()), None)
+        flatten = (_is_linear(first) and example_input.dim() > 2
+                   and int(np.prod(example_input.shape[1:])) == first.in_features)
+        if flatten:
+            example_input = example_input.reshape(example_input.shape[0], -1)
+        trace = trace_network(model, example_input=example_input)
+    for node in nodes:
+        if node.op == "call_function" and node.target in _DROPOUT_FUNCTIONS:
+            training = node.args[2] if len(node.args) > 2 else node.kwargs.get("training", True)
+            if training is not False:
+                raise ValueError(f"model's forward calls {_op_name(g, node)} with training=True (fx node "
+                                 f"{node.name!r}), so it drops units at random in eval mode too; pass "
+                                 "training=self.training")
+    params = set(layers.values())
+    outputs, seen = set(), set()
+    stack = [n for n in nodes if n.op == "output"]
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            if n in params:
+                outputs.add(n)
+            else:
+                stack.extend(n.all_input_nodes)
+    captures = []
+    for index, (name, kind, size) in enumerate(zip(trace.names, trace.kinds, trace.sizes)):
+        if kind == "input" or layers[name] in outputs:
+            continue
+        node = pre = layers[name]
+        users = _act_users(pre)
+        if len(users) == 1 and users[0].op == "call_module" and _is_bn(g.submodule(users[0])):
+            pre = users[0]
+        how = linear_activation if kind == "linear" else conv_activation
+        read = pre
+        if how.endswith("post"):
+            nonlinear = False
+            while True:
+                users = _act_users(read)
+                effect = _act_elementwise(g, users[0], read) if len(users) == 1 else None
+                if effect is None:
+                    break
+                nonlinear |= effect == "nonlinear"
+                read = users[0]
+            if not nonlinear:
+                raise _act_no_post(g, name, kind, node, pre, users)
+        captures.append((index, name, kind, int(size), read, how))
+    if not captures:
+        raise ValueError(f"model has no hidden layer: its parametrised layers {list(trace.names[1:])} all feed its "
+                         "output directly")
+    return ActivationReader(model, g, captures, max(nodes.index(c[4]) for c in captures), flatten)
+
+
+__all__ += ["ActivationReader", "activation_reader"]
