@@ -200,6 +200,32 @@ def test_pruned_model_is_read_through_its_masks():
         assert bool((lin.weight_orig.grad[lin.weight_mask == 0] == 0).all())
 
 
+class _Registered(nn.Module):
+    """An MLP whose forward runs its Linear layers in another order than they were registered."""
+
+    def __init__(self, skip=False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.b, self.a, self.c = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.skip = skip
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.c(h) if self.skip else self.c(torch.relu(self.b(h)))
+
+
+def test_layers_are_taken_in_the_order_the_forward_runs_them():
+    m = _Registered()
+    p = training.clusterability_penalty(m, n_eigenvalues=2)
+    ref = netmod.spectral_embedding(netmod.from_torch(m), n_components=3, tol=1e-12).eigenvalues[1:].sum()
+    assert float(p.detach()) == pytest.approx(ref, rel=1e-6)
+    swapped = netmod.spectral_embedding(netmod.from_layers(
+        [lin.weight.detach().double().numpy().T for lin in (m.b, m.a, m.c)]), n_components=3).eigenvalues[1:].sum()
+    assert abs(swapped - ref) > 1e-3  # the registration order would have given another graph
+    with pytest.raises(ValueError, match="Linear 'b' never runs"):
+        training.clusterability_penalty(_Registered(skip=True))
+
+
 def test_penalty_errors():
     m = keras_like_mlp((5, 4, 3))
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):

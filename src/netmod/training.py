@@ -109,7 +109,8 @@ def _effective_weight(m: nn.Linear) -> torch.Tensor:
 
 
 def _chain_linears(model: nn.Module, name: str = "model") -> list:
-    """The Linear layers of an MLP whose only parametrised layers they are, in a chain; else an error."""
+    """The Linear layers of an MLP whose only parametrised layers they are, in the order its forward runs
+    them (traced: the order the modules were registered in need not be it); else an error."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
     linears = _linears(model)
@@ -119,11 +120,19 @@ def _chain_linears(model: nn.Module, name: str = "model") -> list:
                      if not isinstance(m, nn.Linear) and any(True for _ in m.parameters(recurse=False))})
     if others:
         raise ValueError(f"{name} must be an MLP whose only parametrised layers are nn.Linear, got {', '.join(others)}")
-    for i in range(1, len(linears)):
-        if linears[i].in_features != linears[i - 1].out_features:
-            raise ValueError(f"{name}'s Linear layers must form a chain: layer {i} has {linears[i].in_features} "
-                             f"inputs but layer {i - 1} has {linears[i - 1].out_features} outputs")
-    return linears
+    from .tracing import trace_mlp
+
+    modules = dict(model.named_modules())
+    try:
+        order = [modules[path] for path in trace_mlp(model).names]
+    except (ValueError, RuntimeError) as err:
+        for i in range(1, len(linears)):
+            if linears[i].in_features != linears[i - 1].out_features:
+                raise ValueError(f"{name}'s Linear layers must form a chain: layer {i} has "
+                                 f"{linears[i].in_features} inputs but layer {i - 1} has "
+                                 f"{linears[i - 1].out_features} outputs") from None
+        raise ValueError(f"{name} must be an MLP whose forward runs its Linear layers as a chain: {err}") from None
+    return order
 
 
 class _SmallestEigenvalueSum(torch.autograd.Function):
@@ -251,6 +260,11 @@ def clusterability_penalty(model: nn.Module, *, n_eigenvalues: int = 3, tol: flo
     m = check_int(n_eigenvalues, "n_eigenvalues", 1)
     tol = check_tol(tol)
     seed = check_seed(seed)
+    return _penalty(linears, m, tol, seed)
+
+
+def _penalty(linears: list, m: int, tol: float, seed: int) -> torch.Tensor:
+    """clusterability_penalty of the (checked, execution-ordered) Linear layers of an MLP."""
     weights = [_effective_weight(lin) for lin in linears]
     for i, w in enumerate(weights):
         if not bool(torch.isfinite(w).all()):
@@ -415,7 +429,8 @@ def _epochs(model, x, y, *, epochs, batch_size, lr, l1, l2, gen, on_step=None, p
             opt.zero_grad()
             loss = loss_fn(model(x[idx]), y[idx]) + regularization(model, l1=l1, l2=l2)
             if clusterability:
-                loss = loss + (clusterability / eigenvalues) * clusterability_penalty(model, n_eigenvalues=eigenvalues)
+                # The layers were checked and ordered once (_check_clusterability), not traced every step.
+                loss = loss + (clusterability / eigenvalues) * _penalty(balanced, eigenvalues, PENALTY_TOL, 0)
             loss.backward()
             opt.step()
             step += 1
