@@ -26,6 +26,12 @@ def _run(native: NativeGraph, **kw: Any) -> dict:
     return _core.spectral_csr(native.indptr, native.indices, native.data, **kw)
 
 
+def solver_info(r: dict) -> dict:
+    """The eigensolver's account of a kernel call (what results keep in ``info``)."""
+    return {"solver": r["solver"], "n_matvec": int(r["n_matvec"]), "n_restarts": int(r["n_restarts"]),
+            "max_residual": float(r["max_residual"]), "n_components": int(r["n_components"])}
+
+
 def ncut(graph: Any, labels: Any = None, *, n_clusters: int = 12, seed: int | None = 0) -> float:
     """Normalised cut of a partition, or of the graph's spectral partition.
 
@@ -155,16 +161,8 @@ def spectral_clustering(
     seed = check_seed(seed)
     threads = check_threads(n_threads)
     r = _run(native, n_clusters=k, n_init=n_init, tol=tol, seed=seed, n_threads=threads)
-    info = {
-        "solver": r["solver"],
-        "n_matvec": int(r["n_matvec"]),
-        "n_restarts": int(r["n_restarts"]),
-        "max_residual": float(r["max_residual"]),
-        "n_components": int(r["n_components"]),
-        "inertia": float(r["inertia"]),
-        "operator": _OPERATORS.get(type(native), "csr"),
-        **graph_info(graph),
-    }
+    info = {**solver_info(r), "inertia": float(r["inertia"]), "operator": _OPERATORS.get(type(native), "csr"),
+            **graph_info(graph)}
     return Partition(
         labels=r["labels"],
         n_clusters=k,

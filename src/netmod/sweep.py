@@ -22,7 +22,7 @@ from .nulls import (
     shuffled_input,
 )
 from .results import frozen_array, to_plain, versions
-from .spectral import DEFAULT_TOL
+from .spectral import DEFAULT_TOL, solver_info
 
 __all__ = ["Sweep", "sweep"]
 
@@ -284,14 +284,7 @@ def sweep(
         pct = np.array([s["percentile"] for s in stats])
     else:
         mean = std = z = pct = np.full(ks.size, np.nan)
-    info = {
-        "solver": r["solver"],
-        "n_matvec": int(r["n_matvec"]),
-        "n_restarts": int(r["n_restarts"]),
-        "max_residual": float(r["max_residual"]),
-        "n_components": int(r["n_components"]),
-        **graph_info(graph),
-    }
+    info = {**solver_info(r), **graph_info(graph)}
     return Sweep(ks=ks, ncut=r["ncut"], labels=r["labels"], inertia=r["inertia"], eigenvalues=lam, eigengap=gap,
                  best_k_eigengap=best, null_samples=samples, null_mean=mean, null_std=std, z=z, percentile=pct,
                  shuffle=shuffle if n_shuffles else None, seed=seed, n_init=n_init, tol=tol, n_shuffles=n_shuffles,
