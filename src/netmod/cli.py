@@ -334,13 +334,16 @@ def _reproduce(args: argparse.Namespace) -> int:
         "nulls": tuple(args.null.split(",")) if args.null else None, "n_shuffles": args.shuffles,
         "epochs": args.epochs, "prune_epochs": args.prune_epochs, "seed": args.seed, "data_dir": args.data_dir,
         "n_threads": args.threads, "sizes": tuple(_sizes(args.sizes)) if args.sizes else None,
+        "variant": args.condition, "n_init": args.n_init, "clustering_seeds": args.clustering_seeds,
+        "stack": args.stack or None,
     }.items() if v is not None}
     try:
         config = (ReproduceConfig.quick_config(**settings) if args.quick
                   else ReproduceConfig(dataset=args.dataset, **settings))
     except (TypeError, ValueError) as err:
         raise _UsageError(str(err)) from None
-    out = args.out or ("netmod-quick" if args.quick else f"netmod-{config.dataset}-{config.protocol}")
+    variant = "" if config.variant == "standard" else f"-{config.variant}"
+    out = args.out or ("netmod-quick" if args.quick else f"netmod-{config.dataset}{variant}-{config.protocol}")
     with _executor(args) as executor:
         try:
             result = reproduce(config, out, models=args.models, progress=None if args.progress else False,
@@ -461,6 +464,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="embedded MNIST, 10+10 epochs, five networks per condition (a few minutes)")
     rep.add_argument("--protocol", default="2021", choices=["2021", "2020"],
                      help="2021: k=12, layer null, 50 shuffles, 5 nets; 2020: k=4, both nulls, 320 shuffles, 10 nets")
+    rep.add_argument("--condition", default=None,
+                     choices=["standard", "l1", "l2", "clusterable-init", "halves-diff", "halves-same"],
+                     help="standard: the four conditions of the main table; l1 / l2: L1 or L2 5e-5 on every "
+                          "weight; clusterable-init: 10 planted modules (x4.6 within, x0.6 across); halves-diff "
+                          "/ halves-same: two half-width MNIST digits side by side (label (y1+y2) mod 10, or "
+                          "both of one class); each non-standard condition trains unpruned, then pruned")
+    rep.add_argument("--stack", action="store_true",
+                     help="train all networks of a condition at once, stacked as one batched network (faster)")
+    rep.add_argument("--n-init", type=int, default=None,
+                     help="k-means restarts (default: the protocol's, 2021: 25, 100 above 2000 nodes; 2020: 10)")
+    rep.add_argument("--clustering-seeds", type=int, default=None,
+                     help="k-means seeds per network for the clustering noise (default 10; 0: none)")
     rep.add_argument("--networks", type=int, default=None, help="networks per condition")
     rep.add_argument("--n-clusters", type=int, default=None)
     rep.add_argument("--null", default=None, help="'layer', 'nonzero' or 'layer,nonzero'")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DATASETS", "EMBEDDED_DIR", "Dataset", "load", "load_embedded", "search_path"]
+__all__ = ["DATASETS", "EMBEDDED_DIR", "HALVES_KINDS", "Dataset", "halves", "load", "load_embedded", "search_path"]
 
 _FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -270,3 +270,84 @@ def load_embedded(split: str = "train", *, n_train: int = 8000) -> Dataset:
     part = slice(0, n_train) if split == "train" else slice(n_train, None)
     return Dataset(images=images[part], labels=labels[part], name="mnist-embedded", split=split,
                    source=str(EMBEDDED_DIR))
+
+
+HALVES_KINDS = ("diff", "same")
+"""The 2021 halves tasks (REFERENCE.md 6b): two independent digits, or two of one class."""
+
+
+def _squeeze_columns(images: np.ndarray) -> np.ndarray:
+    """(n, 28, 28) -> (n, 28, 14): each pair of adjacent columns averaged, rounded half to even."""
+    pairs = images.astype(np.float64).reshape(images.shape[0], 28, 14, 2)
+    return np.rint(pairs.mean(axis=3)).astype(np.uint8)
+
+
+def halves(images: np.ndarray, labels: np.ndarray, *, kind: str, seed: int = 0) -> tuple:
+    """The "halves" modular tasks of the 2021 paper: two half-width digits side by side.
+
+    Each output image holds digit a squeezed to the left 14 columns and digit b
+    to the right 14 (the mean of each pair of adjacent columns, rounded half to
+    even). ``kind="diff"``: a is image i and b is image ``perm[i]`` of a random
+    permutation (``np.random.default_rng([seed, 0])``), label (y_a + y_b) mod 10.
+    ``kind="same"``: b is a uniformly drawn image of i's class
+    (``np.random.default_rng([seed, 1])``, classes in increasing order), label y_i.
+
+    Parameters
+    ----------
+    images : ndarray
+        (n, 28, 28) or (n, 784) pixel values in 0..255.
+    labels : ndarray
+        (n,) integers in 0..9.
+    kind : {"diff", "same"}
+    seed : int, default 0
+
+    Returns
+    -------
+    (images (n, 28, 28) uint8, labels (n,) int64)
+
+    Raises
+    ------
+    ValueError
+        For images not 28x28 or out of 0..255, labels of another length or outside 0..9, or another kind.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.integers(0, 256, (20, 28, 28)), np.arange(20) % 10
+    >>> hx, hy = halves(x, y, kind="diff", seed=3)
+    >>> hx.shape, hx.dtype.name, bool(((hy - y) % 10 == y[np.random.default_rng([3, 0]).permutation(20)]).all())
+    ((20, 28, 28), 'uint8', True)
+    """
+    from ._validate import check_choice, check_seed
+
+    check_choice(kind, "kind", HALVES_KINDS)
+    seed = check_seed(seed)
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 2 and images.shape[1:] == (784,):
+        images = images.reshape(-1, 28, 28)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
+    if images.size and (not np.issubdtype(images.dtype, np.number) or images.min() < 0 or images.max() > 255):
+        raise ValueError("images must hold pixel values in 0..255")
+    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be {images.shape[0]} integers (one per image), got shape {labels.shape} "
+                         f"of {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"labels must be digits 0..9, got values in {labels.min()}..{labels.max()}")
+    labels = labels.astype(np.int64)
+    n = len(labels)
+    if kind == "diff":
+        partner = np.random.default_rng([seed, 0]).permutation(n)
+        out_labels = (labels + labels[partner]) % 10
+    else:
+        rng = np.random.default_rng([seed, 1])
+        partner = np.empty(n, dtype=np.int64)
+        for c in range(10):
+            members = np.flatnonzero(labels == c)
+            if members.size:
+                partner[members] = members[rng.integers(0, members.size, size=members.size)]
+        out_labels = labels.copy()
+    squeezed = _squeeze_columns(images)
+    out = np.concatenate([squeezed, squeezed[partner]], axis=2)
+    return out, out_labels

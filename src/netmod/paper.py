@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CONDITION", "CONDITIONS", "PAPER", "PROTOCOLS", "UNTRAINED_CNN", "UNTRAINED_MLP", "Condition", "Protocol"]
+__all__ = ["CONDITION", "CONDITIONS", "PAPER", "PAPER_2021_VARIANTS", "PROTOCOLS", "UNTRAINED_CNN", "UNTRAINED_MLP",
+           "VARIANTS", "Condition", "Protocol"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,40 @@ PAPER = {
         ("fashion-mnist", "unpruned"): {"ncut": 2.18},
         ("fashion-mnist", "unpruned+dropout"): {"ncut": 2.14},
     },
+}
+
+VARIANTS = {
+    "standard": "the four conditions of the main table",
+    "l1": "L1 regularisation 5e-5 on every Linear weight (biases excluded), in training and pruning",
+    "l2": ("L2 regularisation 5e-5 on every Linear weight (biases excluded), alone: the authors' L2 runs also "
+           "had L1 on the first layer"),
+    "clusterable-init": ("clusterable initialisation: 10 random modules over the units after the inputs, Glorot "
+                         "weights x4.6 within a module and x0.6 across, the first layer untouched"),
+    "halves-diff": ("halves-diff MNIST: two independent half-width (14-column) digits side by side, label "
+                    "(y1 + y2) mod 10"),
+    "halves-same": "halves-same MNIST: two half-width digits of the same class side by side, label that class",
+}
+"""The training variants of the 2021 table (REFERENCE.md 5 and 6b), one line each."""
+
+# REFERENCE.md 6b: per (dataset, variant, pruned): n-cut mean (sd where given), null mean, mean z,
+# significant count of 5 nets, test accuracy (2021 protocol: k=12, layer null, 50 shuffles).
+PAPER_2021_VARIANTS = {
+    (dataset, variant, pruned): {"ncut": v[0], "sd": v[1], "null_mean": v[2], "mean_z": v[3], "significant": v[4],
+                                 "networks": 5, "acc": v[5]}
+    for (dataset, variant, pruned), v in {
+        ("mnist", "l1", False): (9.06, None, 6.51, 18.0, 0, 0.979),
+        ("mnist", "l1", True): (10.06, None, 2.72, 22.0, 0, 0.981),
+        ("mnist", "l2", False): (9.64, None, 9.39, 4.0, 1, 0.980),
+        ("mnist", "l2", True): (8.34, 1.88, 8.60, -6.0, 3, 0.982),
+        ("mnist", "clusterable-init", False): (8.72, None, 10.07, -44.0, 5, 0.979),
+        ("mnist", "clusterable-init", True): (5.75, None, 9.20, -92.0, 5, 0.983),
+        ("fashion-mnist", "clusterable-init", False): (8.75, None, 10.02, -34.0, 5, 0.892),
+        ("fashion-mnist", "clusterable-init", True): (6.27, None, 9.07, -81.0, 5, 0.893),
+        ("mnist", "halves-diff", False): (9.87, None, 10.31, -7.0, 5, 0.926),
+        ("mnist", "halves-diff", True): (8.46, None, 9.18, -23.0, 5, 0.940),
+        ("mnist", "halves-same", False): (10.04, None, 10.10, -2.6, 2, 0.993),
+        ("mnist", "halves-same", True): (8.92, None, 9.04, -3.0, 3, 0.995),
+    }.items()
 }
 
 # The untrained (Glorot-uniform) 784-256x4-10 MLP at k=12 (REFERENCE.md 6): n-cut mean, sd.

@@ -18,7 +18,6 @@ import numpy as np
 
 from .graphs import layer_weights
 from .lesions import CATEGORIES
-from .paper import CONDITIONS
 from .results import to_plain
 
 __all__ = [
@@ -67,36 +66,48 @@ def write_csv(path: str | Path, rows: list) -> None:
 def reproduction_markdown(result: Any) -> str:
     """``report.md`` of a :class:`netmod.reproduce.Reproduction`: our table beside the paper's,
     the claims with their evidence, every network's row, timings and versions."""
+    from .paper import VARIANTS
+
     cfg = result.config
     seeds = f"seeds {cfg.seed}..{cfg.seed + cfg.networks - 1}"
+    variant = "" if cfg.variant == "standard" else f", {cfg.variant}"
+    n_init = (f"n_init {cfg.n_init}" if cfg.n_init is not None else
+              "n_init 10" if cfg.protocol == "2020" else "n_init 25 (100 above 2000 nodes)")
+    training = "" if cfg.variant == "standard" else f" Condition: {VARIANTS[cfg.variant]}."
+    stacked = (" The networks of each condition were trained at once, stacked as one batched network "
+               "(`netmod.training.train_mlps`)." if cfg.stack else "")
     lines = [
-        f"# netmod reproduction: {cfg.dataset}, {cfg.protocol} protocol{' (quick run)' if cfg.quick else ''}",
+        f"# netmod reproduction: {cfg.dataset}{variant}, {cfg.protocol} protocol{' (quick run)' if cfg.quick else ''}",
         "",
         (f"Data: {result.data_source}. MLP {'-'.join(map(str, cfg.sizes))}, {cfg.epochs} training epochs, "
          f"{cfg.prune_epochs} pruning epochs (50% -> 90% sparsity, cubic schedule); {cfg.networks} network(s) per "
-         f"condition, {seeds}. Spectral clustering k={cfg.n_clusters}; "
-         f"nulls: {', '.join(cfg.nulls)}, {cfg.n_shuffles} shuffles each."),
+         f"condition, {seeds}.{training}{stacked} Spectral clustering k={cfg.n_clusters}, {n_init}; "
+         f"nulls: {', '.join(cfg.nulls)}, {cfg.n_shuffles} shuffles each; clustering noise: the n-cut's sd over "
+         f"{cfg.clustering_seeds} more k-means seeds of each network."),
         "",
-        f"Published numbers: {cfg.protocol} protocol of REFERENCE.md 6"
+        f"Published numbers: {cfg.protocol} protocol of REFERENCE.md {'6' if cfg.variant == 'standard' else '6b'}"
         + (" (full MNIST; this run used a smaller training set, so only the direction of the claims "
            "is comparable)." if cfg.dataset == "embedded" else "."),
         "",
-        ("| condition | null | nets | n-cut mean +- sd | paper | null mean | paper | mean z | paper "
-         "| significant | paper | combined p | test acc | paper |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ("| condition | null | nets | n-cut mean +- sd | clustering sd | paper | null mean | null sd | paper "
+         "| mean z | paper | significant | paper | combined p | test acc | paper |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in result.summary:
         paper_ncut = "-" if s["paper_ncut"] is None else (
             f"{s['paper_ncut']:.3f}" + ("" if s["paper_sd"] is None else f" +- {s['paper_sd']:.3f}"))
         lines.append(
             f"| {s['condition']} | {s['null']} | {s['networks']} | {s['ncut_mean']:.3f} +- {s['ncut_sd']:.3f} "
-            f"| {paper_ncut} | {s['null_mean']:.3f} | {_fmt(s['paper_null_mean'], '.3f')} | {s['mean_z']:.1f} "
+            f"| {_fmt(s.get('clustering_sd'), '.4f')} | {paper_ncut} | {s['null_mean']:.3f} "
+            f"| {_fmt(s.get('null_sd'), '.3f')} | {_fmt(s['paper_null_mean'], '.3f')} | {s['mean_z']:.1f} "
             f"| {_fmt(s['paper_mean_z'], '.1f')} | {s['significant']}/{s['networks']} "
             f"| {s['paper_significant'] or '-'} | {s['combined_p']:.2g} | {s['test_accuracy']:.3f} "
             f"| {_fmt(s['paper_acc'], '.3f')} |")
     lines += ["", ("Significant = observed n-cut below every shuffle; z uses the population sd of the null; "
                    "percentiles count ties against the network; combined p = Fisher's combination of the "
-                   "networks' percentiles (as the 2021 code)."),
+                   "networks' percentiles (as the 2021 code). n-cut sd: across networks (training noise and "
+                   "clustering noise); clustering sd: the root-mean-square over networks of each network's sd "
+                   "over k-means seeds; null sd: the same of each network's null sd."),
               "", "## Claims", ""]
     for name, c in result.claims.items():
         lines.append(f"- **{'holds' if c['holds'] else 'does not hold'}**: {name} ({c['evidence']})")
@@ -104,11 +115,15 @@ def reproduction_markdown(result: Any) -> str:
             lines.append(f"  - why: {c['reason']}")
     t = result.timings
     lines += ["", "## Per network", "",
-              "| condition | seed | null | n-cut | null mean | z | percentile | test acc | sparsity | torch threads |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              ("| condition | seed | null | n-cut | clustering mean +- sd | null mean +- sd | z | percentile "
+               "| test acc | sparsity | torch threads |"),
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result.rows:
-        lines.append(f"| {r['condition']} | {r['seed']} | {r['null']} | {r['ncut']:.4f} | {r['null_mean']:.4f} "
-                     f"| {r['zscore']:.2f} | {r['percentile']:.4f} | {r['test_accuracy']:.4f} "
+        noise = ("-" if r.get("clustering_sd") is None
+                 else f"{r['clustering_mean']:.4f} +- {r['clustering_sd']:.4f}")
+        lines.append(f"| {r['condition']} | {r['seed']} | {r['null']} | {r['ncut']:.4f} | {noise} "
+                     f"| {r['null_mean']:.4f} +- {r['null_std']:.4f} | {r['zscore']:.2f} | {r['percentile']:.4f} "
+                     f"| {r['test_accuracy']:.4f} "
                      f"| {_fmt(r['sparsity'], '.3f')} | {_fmt(r.get('torch_threads'), 'd')} |")
     lines += ["", "## Timing", "",
               (f"Training {t['training_seconds']:.0f} s (this run; reused networks count their recorded time "
@@ -120,6 +135,11 @@ def reproduction_markdown(result: Any) -> str:
     if result.files:
         lines += ["Figures: " + ", ".join(f"[{f}]({f})" for f in result.files if f.endswith(".png")), ""]
     return "\n".join(lines)
+
+
+def _variant_of(cfg: Any) -> str:
+    """", <variant>" of a reproduction's config, or "" for the standard conditions."""
+    return "" if getattr(cfg, "variant", "standard") == "standard" else f", {cfg.variant}"
 
 
 def _null_panel(ax: Any, null: Any, title: str, legend: bool) -> None:
@@ -140,13 +160,15 @@ def reproduction_figures(out: str | Path, result: Any, examples: dict) -> list:
     cfg = result.config
     files = []
     nulls = cfg.nulls
-    fig = _figure(figsize=(4 * len(CONDITIONS), 3 * len(nulls)))
-    axes = fig.subplots(len(nulls), len(CONDITIONS), squeeze=False)
-    for j, cond in enumerate(CONDITIONS):
+    conditions = cfg.conditions
+    fig = _figure(figsize=(4 * len(conditions), 3 * len(nulls)))
+    axes = fig.subplots(len(nulls), len(conditions), squeeze=False)
+    for j, cond in enumerate(conditions):
         _, _, null_dists = examples[cond.name]
         for i, m in enumerate(nulls):
             _null_panel(axes[i][j], null_dists[m], cond.name, legend=j == 0)
-    fig.suptitle(f"{cfg.dataset}: observed n-cut vs weight-shuffled nulls (seed {cfg.seed}, k={cfg.n_clusters})")
+    fig.suptitle(f"{cfg.dataset}{_variant_of(cfg)}: observed n-cut vs weight-shuffled nulls "
+                 f"(seed {cfg.seed}, k={cfg.n_clusters})")
     fig.tight_layout()
     fig.savefig(out / "null_histograms.png", dpi=90)
     files.append("null_histograms.png")
@@ -154,7 +176,7 @@ def reproduction_figures(out: str | Path, result: Any, examples: dict) -> list:
     fig = _figure(figsize=(7, 4))
     ax = fig.subplots()
     m = nulls[0]
-    for j, cond in enumerate(CONDITIONS):
+    for j, cond in enumerate(conditions):
         sel = [r for r in result.rows if r["condition"] == cond.name and r["null"] == m]
         xs = j + np.linspace(-0.1, 0.1, len(sel)) if len(sel) > 1 else [j]
         ax.scatter(xs, [r["ncut"] for r in sel], color="C0", zorder=3, label="observed" if j == 0 else None)
@@ -164,17 +186,17 @@ def reproduction_figures(out: str | Path, result: Any, examples: dict) -> list:
         if s["paper_ncut"] is not None:
             ax.plot([j - 0.25, j + 0.25], [s["paper_ncut"]] * 2, color="C1", lw=2,
                     label="paper mean" if j == 0 else None)
-    ax.set_xticks(range(len(CONDITIONS)), [c.name for c in CONDITIONS])
+    ax.set_xticks(range(len(conditions)), [c.name for c in conditions])
     ax.set_ylabel(f"n-cut (k={cfg.n_clusters})")
-    ax.set_title(f"{cfg.dataset}, {cfg.protocol} protocol")
+    ax.set_title(f"{cfg.dataset}{_variant_of(cfg)}, {cfg.protocol} protocol")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "ncut_by_condition.png", dpi=90)
     files.append("ncut_by_condition.png")
 
-    fig = _figure(figsize=(4 * len(CONDITIONS), 4.2))
-    axes = fig.subplots(1, len(CONDITIONS))
-    for ax, cond in zip(axes, CONDITIONS):
+    fig = _figure(figsize=(4 * len(conditions), 4.2))
+    axes = fig.subplots(1, len(conditions))
+    for ax, cond in zip(axes, conditions):
         graph, partition, _ = examples[cond.name]
         _cluster_sorted_weights(ax, layer_weights(graph), np.asarray(partition.labels))
         ax.set_title(f"{cond.name}: n-cut {partition.ncut:.2f}", fontsize=9)

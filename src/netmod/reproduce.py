@@ -36,7 +36,7 @@ import numpy as np
 
 from ._executor import check_executor
 from ._validate import check_choice, check_int, check_threads
-from .paper import CONDITIONS, PAPER, PROTOCOLS, Condition
+from .paper import CONDITIONS, PAPER, PAPER_2021_VARIANTS, PROTOCOLS, Condition
 
 __all__ = ["ALPHA", "ReproduceConfig", "Reproduction", "reproduce"]
 
@@ -47,6 +47,29 @@ ALPHA = 0.05
 all networks of a condition (the 2021 code's evidence across networks) below it."""
 
 DATASETS = ("mnist", "fashion-mnist", "embedded")
+
+VARIANTS = ("standard", "l1", "l2", "clusterable-init", "halves-diff", "halves-same")
+"""Training variants (``--condition``): "standard" trains the four conditions of REFERENCE.md 6; the
+others (REFERENCE.md 6b) train an unpruned network and the pruned network continuing from it."""
+
+REGULARIZATION = 5e-5
+"""The coefficient of the 2021 L1 and L2 runs (REFERENCE.md 5); each alone, on every Linear weight."""
+
+CLUSTERING_SEEDS = 10
+"""Clustering seeds per network for the clustering noise (the n-cut's sd over k-means seeds)."""
+
+
+def n_init_for(protocol: str, n_nodes: int) -> int:
+    """k-means restarts of a protocol: 2020 ran 10; 2021 ran 25, and 100 above 2000 nodes (REFERENCE.md 3).
+
+    Examples
+    --------
+    >>> n_init_for("2021", 1818), n_init_for("2021", 2001), n_init_for("2020", 1818)
+    (25, 100, 10)
+    """
+    if protocol == "2020":
+        return 10
+    return 100 if n_nodes > 2000 else 25
 
 
 @dataclass
@@ -72,6 +95,10 @@ class ReproduceConfig:
     data_dir: str | None = None
     n_threads: int | None = None
     quick: bool = False
+    variant: str = "standard"
+    n_init: int | None = None
+    clustering_seeds: int = CLUSTERING_SEEDS
+    stack: bool = False
 
     def __post_init__(self):
         check_choice(self.protocol, "protocol", tuple(PROTOCOLS))
@@ -87,6 +114,13 @@ class ReproduceConfig:
         if self.n_threads is not None:
             check_threads(self.n_threads)
         check_choice(self.dataset, "dataset", DATASETS)
+        check_choice(self.variant, "condition", VARIANTS)
+        if self.variant.startswith("halves") and self.dataset == "fashion-mnist":
+            raise ValueError(f"the {self.variant} task is built from MNIST digits; use --dataset mnist")
+        if self.n_init is not None:
+            check_int(self.n_init, "n_init", minimum=1)
+        check_int(self.clustering_seeds, "clustering_seeds", minimum=0)
+        self.stack = bool(self.stack)
         bad = [m for m in self.nulls if m not in ("layer", "nonzero")]
         if bad or not self.nulls or len(set(self.nulls)) != len(self.nulls):
             raise ValueError(f"nulls must be a non-empty subset of ('layer', 'nonzero'), got {self.nulls!r}")
@@ -104,6 +138,28 @@ class ReproduceConfig:
     def paper_dataset(self) -> str:
         """The dataset whose published numbers this run compares with."""
         return "mnist" if self.dataset == "embedded" else self.dataset
+
+    @property
+    def conditions(self) -> tuple:
+        """The conditions this run trains: all four for "standard", else unpruned and pruned."""
+        return CONDITIONS if self.variant == "standard" else (CONDITIONS[0], CONDITIONS[2])
+
+    @property
+    def pairs(self) -> tuple:
+        """(dense, pruned) condition pairs: each pruned net continues from the dense net of its seed."""
+        c = self.conditions
+        return tuple((c[i], c[i + len(c) // 2]) for i in range(len(c) // 2))
+
+    @property
+    def training(self) -> dict:
+        """The variant's training settings: l1, l2 and init."""
+        return {"l1": REGULARIZATION if self.variant == "l1" else 0.0,
+                "l2": REGULARIZATION if self.variant == "l2" else 0.0,
+                "init": "clusterable" if self.variant == "clusterable-init" else "glorot"}
+
+    def n_init_for(self, n_nodes: int) -> int:
+        """k-means restarts for a graph of ``n_nodes`` (``n_init``, else the protocol's rule)."""
+        return self.n_init if self.n_init is not None else n_init_for(self.protocol, n_nodes)
 
 
 @dataclass
@@ -135,16 +191,28 @@ def _load_data(config: ReproduceConfig, log: Callable, download: bool = True) ->
     else:
         train = datasets.load(config.dataset, "train", data_dir=config.data_dir, download=download)
         test = datasets.load(config.dataset, "test", data_dir=config.data_dir, download=download)
-    return (train.images, train.labels), (test.images, test.labels), f"{train.name} ({train.source})"
+    source = f"{train.name} ({train.source})"
+    train, test = (train.images, train.labels), (test.images, test.labels)
+    if config.variant.startswith("halves"):
+        kind = config.variant.split("-")[1]
+        train = datasets.halves(*train, kind=kind, seed=0)
+        test = datasets.halves(*test, kind=kind, seed=1)
+        source += f", as {config.variant} pairs (train pairs seed 0, test pairs seed 1)"
+    return train, test, source
 
 
 def _model_path(models: Path, config: ReproduceConfig, condition: Condition, seed: int) -> Path:
-    return models / f"{config.dataset}-{condition.name}-seed{seed}.pt"
+    variant = "" if config.variant == "standard" else f"{config.variant}-"
+    return models / f"{config.dataset}-{variant}{condition.name}-seed{seed}.pt"
 
 
 def _training_key(config: ReproduceConfig, condition: Condition, seed: int) -> dict:
     key = {"dataset": config.dataset, "condition": condition.name, "seed": seed, "sizes": list(config.sizes),
            "dropout": condition.dropout, "epochs": config.epochs}
+    if config.variant != "standard":
+        key.update(variant=config.variant, **config.training)
+    if config.stack:
+        key["trainer"] = "stacked"
     if condition.pruned:
         key.update(prune_epochs=config.prune_epochs, initial_sparsity=0.5, final_sparsity=0.9, frequency=10)
     return key
@@ -167,22 +235,28 @@ def _reuse(path: Path, key: dict):
 def _saved(models: Path, config: ReproduceConfig, seed: int) -> dict:
     """The saved networks of ``seed`` whose settings match: {condition name: (model, meta)}."""
     out = {}
-    for condition in CONDITIONS:
+    for condition in config.conditions:
         reused = _reuse(_model_path(models, config, condition, seed), _training_key(config, condition, seed))
         if reused is not None:
             out[condition.name] = reused
     return out
 
 
-def _fit(config, condition, seed, log, fit):
-    """``fit()``'s network with its metadata: (model, meta)."""
+def _meta(config, condition, seed, res, seconds) -> dict:
     import torch
 
+    from .results import versions
+
+    return {**_training_key(config, condition, seed), "test_accuracy": res.test_accuracy,
+            "train_seconds": seconds, "final_loss": res.losses[-1], "torch_threads": torch.get_num_threads(),
+            "netmod": versions().get("netmod"), "git_commit": versions().get("git_commit")}
+
+
+def _fit(config, condition, seed, log, fit):
+    """``fit()``'s network with its metadata: (model, meta)."""
     t0 = time.perf_counter()
     model, res = fit()
-    meta = {**_training_key(config, condition, seed), "test_accuracy": res.test_accuracy,
-            "train_seconds": time.perf_counter() - t0, "final_loss": res.losses[-1],
-            "torch_threads": torch.get_num_threads()}
+    meta = _meta(config, condition, seed, res, time.perf_counter() - t0)
     sparsity = ""
     if condition.pruned:
         meta["sparsity"] = res.sparsity
@@ -201,18 +275,20 @@ def _train_seed(config, seed, train, test, saved, log, progress, on_trained):
     from .training import prune_mlp, train_mlp
 
     out = {}
-    for dense, pruned in ((CONDITIONS[0], CONDITIONS[2]), (CONDITIONS[1], CONDITIONS[3])):
+    t = config.training
+    for dense, pruned in config.pairs:
         base = saved.get(dense.name)
         if base is None:
             base = _fit(config, dense, seed, log, lambda d=dense: train_mlp(
                 train, sizes=config.sizes, dropout=d.dropout, epochs=config.epochs, seed=seed, test=test,
-                progress=progress))
+                progress=progress, **t))
             on_trained(dense, base)
         out[dense.name] = base
         net = saved.get(pruned.name)
         if net is None:
             net = _fit(config, pruned, seed, log, lambda b=base: prune_mlp(
-                copy.deepcopy(b[0]), train, epochs=config.prune_epochs, seed=seed, test=test, progress=progress))
+                copy.deepcopy(b[0]), train, epochs=config.prune_epochs, seed=seed, test=test, progress=progress,
+                l1=t["l1"], l2=t["l2"]))
             on_trained(pruned, net)
         out[pruned.name] = net
     return out
@@ -221,6 +297,13 @@ def _train_seed(config, seed, train, test, saved, log, progress, on_trained):
 def null_seed(seed: int, n_clusters: int) -> int:
     """The seed of network ``seed``'s clustering and nulls (distinct per network and k)."""
     return 1_000_003 * (seed + 1) + n_clusters
+
+
+def clustering_seeds(seed: int, config: ReproduceConfig) -> list:
+    """The k-means seeds of network ``seed``'s clustering noise: ``config.clustering_seeds`` seeds after its
+    :func:`null_seed` (the clustering seed the reported n-cut uses is not among them)."""
+    base = null_seed(seed, config.n_clusters)
+    return [base + 1 + j for j in range(config.clustering_seeds)]
 
 
 def _analyse(config, condition, seed, model, meta, n_threads):
@@ -232,17 +315,26 @@ def _analyse(config, condition, seed, model, meta, n_threads):
 
     graph = from_torch(model)
     rseed = null_seed(seed, config.n_clusters)
-    partition = spectral_clustering(graph, n_clusters=config.n_clusters, seed=rseed, n_threads=n_threads)
+    n_init = config.n_init_for(graph.vcount())
+    partition = spectral_clustering(graph, n_clusters=config.n_clusters, seed=rseed, n_threads=n_threads,
+                                    n_init=n_init)
+    # Clustering noise: the same network clustered with other k-means seeds.
+    noise = [spectral_clustering(graph, n_clusters=config.n_clusters, seed=cseed, n_threads=n_threads,
+                                 n_init=n_init).ncut for cseed in clustering_seeds(seed, config)]
     rows, nulls = [], {}
     for shuffle in config.nulls:
         null = shuffle_null(graph, n_shuffles=config.n_shuffles, shuffle=shuffle, n_clusters=config.n_clusters,
-                            seed=rseed, n_threads=n_threads, progress=False)
+                            seed=rseed, n_threads=n_threads, n_init=n_init, progress=False)
         nulls[shuffle] = null
         sparsity = meta.get("sparsity")
         rows.append({
-            "dataset": config.dataset, "condition": condition.name, "seed": seed, "n_clusters": config.n_clusters,
+            "dataset": config.dataset, "variant": config.variant, "condition": condition.name, "seed": seed,
+            "n_clusters": config.n_clusters, "n_init": n_init,
             "null": shuffle, "n_shuffles": config.n_shuffles, "null_seed": rseed,
             "ncut": null.observed, "null_mean": null.mean, "null_std": null.std, "zscore": null.zscore,
+            "clustering_mean": float(np.mean(noise)) if noise else None,
+            "clustering_sd": float(np.std(noise)) if noise else None,
+            "clustering_seeds": len(noise),
             "percentile": null.percentile, "significant": bool(null.significant),
             "test_accuracy": meta.get("test_accuracy"),
             "sparsity": None if sparsity is None else float(np.mean(sparsity)),
@@ -257,14 +349,15 @@ def _analyse_seed(config, seed, nets, log, n_threads, keep_examples):
     import torch
 
     rows, examples = [], {}
-    for cond in CONDITIONS:
+    for cond in config.conditions:
         model, meta = nets[cond.name]
         with torch.no_grad():
             net_rows, graph, partition, nulls = _analyse(config, cond, seed, model, meta, n_threads)
         rows += net_rows
         if keep_examples:
             examples[cond.name] = (graph, partition, nulls)
-        log(f"  {cond.name:<17} seed {seed}: n-cut {net_rows[0]['ncut']:.4f}, " + ", ".join(
+        noise = "" if not net_rows[0]["clustering_seeds"] else f" (sd {net_rows[0]['clustering_sd']:.4f} over seeds)"
+        log(f"  {cond.name:<17} seed {seed}: n-cut {net_rows[0]['ncut']:.4f}{noise}, " + ", ".join(
             f"{r['null']} null {r['null_mean']:.4f} (z {r['zscore']:.1f}"
             f"{', significant' if r['significant'] else ''})" for r in net_rows))
     return rows, examples
@@ -302,22 +395,29 @@ def _mean_sd(values):
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def _rms(values) -> float | None:
+    """Root mean square of the values given (None where any is missing): sds combined over networks."""
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.sqrt(np.mean(np.square(values))))
+
+
 def _summarise(config: ReproduceConfig, rows: list) -> list:
     from .nulls import combine_percentiles
 
-    paper = PAPER.get(config.protocol, {})
     out = []
-    for cond in CONDITIONS:
+    for cond in config.conditions:
         for shuffle in config.nulls:
             sel = [r for r in rows if r["condition"] == cond.name and r["null"] == shuffle]
             if not sel:
                 continue
             ncut_mean, ncut_sd = _mean_sd([r["ncut"] for r in sel])
-            ref = paper.get((config.paper_dataset, cond.name), {})
-            ref_null = ref.get(shuffle)
+            ref, ref_null = paper_row(config, cond, shuffle)
             out.append({
-                "condition": cond.name, "null": shuffle, "networks": len(sel),
+                "variant": config.variant, "condition": cond.name, "null": shuffle, "networks": len(sel),
                 "ncut_mean": ncut_mean, "ncut_sd": ncut_sd,
+                "clustering_sd": _rms([r.get("clustering_sd") for r in sel]),
+                "null_sd": _rms([r.get("null_std") for r in sel]),
                 "null_mean": float(np.mean([r["null_mean"] for r in sel])),
                 "mean_z": float(np.mean([r["zscore"] for r in sel])),
                 "significant": int(sum(r["significant"] for r in sel)),
@@ -329,6 +429,21 @@ def _summarise(config: ReproduceConfig, rows: list) -> list:
                 "paper_significant": f"{ref_null[2]}/{ref_null[3]}" if ref_null else None,
             })
     return out
+
+
+def paper_row(config: ReproduceConfig, condition: Condition, shuffle: str) -> tuple:
+    """The published numbers of one condition: ({"ncut", "sd", "acc"}, (null mean, mean z, significant,
+    networks) or None); empty where the paper has none."""
+    if config.variant == "standard":
+        ref = PAPER.get(config.protocol, {}).get((config.paper_dataset, condition.name), {})
+        return ref, ref.get(shuffle)
+    if config.protocol != "2021" or shuffle != "layer":
+        return {}, None
+    ref = PAPER_2021_VARIANTS.get((config.paper_dataset, config.variant, condition.pruned))
+    if ref is None:
+        return {}, None
+    return ({"ncut": ref["ncut"], "sd": ref["sd"], "acc": ref["acc"]},
+            (ref["null_mean"], ref["mean_z"], ref["significant"], ref["networks"]))
 
 
 def _quick_reason(config: ReproduceConfig) -> str:
@@ -352,6 +467,10 @@ def _claims(config: ReproduceConfig, rows: list, summary: list) -> dict:
     out = {}
 
     def ordering(name, pairs):
+        present = {c.name for c in config.conditions}
+        pairs = [(a, b) for a, b in pairs if a in present and b in present]
+        if not pairs:
+            return
         lower = [by[(a, s, first)]["ncut"] < by[(b, s, first)]["ncut"] for a, b in pairs for s in seeds]
         out[name] = {"holds": all(lower), "evidence": f"{sum(lower)}/{len(lower)} seed pairs",
                      "values": [[by[(a, s, first)]["ncut"], by[(b, s, first)]["ncut"]] for a, b in pairs
@@ -360,7 +479,8 @@ def _claims(config: ReproduceConfig, rows: list, summary: list) -> dict:
     ordering("pruning lowers the n-cut", [("pruned", "unpruned"), ("pruned+dropout", "unpruned+dropout")])
     ordering("dropout lowers the n-cut of pruned nets", [("pruned+dropout", "pruned")])
     summ = {(s["condition"], s["null"]): s for s in summary}
-    for cond in ("pruned", "pruned+dropout"):
+    pruned = [c.name for c in config.conditions if c.pruned]
+    for cond in pruned:
         for shuffle in config.nulls:
             s = summ[(cond, shuffle)]
             zs = [by[(cond, seed, shuffle)]["zscore"] for seed in seeds]
@@ -372,7 +492,7 @@ def _claims(config: ReproduceConfig, rows: list, summary: list) -> dict:
                 "values": [s["combined_p"], s["significant"], s["networks"]],
             }
     if "nonzero" in config.nulls and "layer" in config.nulls:
-        z = {m: float(np.mean([summ[(c, m)]["mean_z"] for c in ("pruned", "pruned+dropout")]))
+        z = {m: float(np.mean([summ[(c, m)]["mean_z"] for c in pruned]))
              for m in ("layer", "nonzero")}
         out["the nonzero null is harder to beat than the layer null"] = {
             "holds": z["nonzero"] > z["layer"],
@@ -406,12 +526,55 @@ def _torch_threads(n_threads):
 _TIMES = ("training_seconds", "recorded_training_seconds", "analysis_seconds")
 
 
+def _train_stacked(config, train, test, models, log, progress) -> float:
+    """Train (and save) every network the models folder lacks, all seeds of a condition at once
+    (:func:`netmod.training.train_mlps` / :func:`~netmod.training.prune_mlps`); the seconds it took."""
+    import copy
+
+    from .training import prune_mlps, save_model, train_mlps
+
+    seeds = [config.seed + i for i in range(config.networks)]
+    saved = {seed: _saved(models, config, seed) for seed in seeds}
+    t = config.training
+    t_start = time.perf_counter()
+
+    def record(cond, todo, results, seconds):
+        for seed, (model, res) in zip(todo, results):
+            meta = {**_meta(config, cond, seed, res, seconds / len(todo)), "stacked_seeds": todo,
+                    "stack_seconds": seconds}
+            if cond.pruned:
+                meta["sparsity"] = res.sparsity
+            save_model(model, _model_path(models, config, cond, seed), **meta)
+            saved[seed][cond.name] = (model, meta)
+            log(f"  trained {cond.name:<17} seed {seed}: accuracy {res.test_accuracy:.4f}"
+                + (f", sparsity {np.mean(res.sparsity):.3f}" if cond.pruned else ""))
+        log(f"  ({len(todo)} {cond.name} network(s) stacked: {seconds:.0f} s)")
+
+    for dense, pruned in config.pairs:
+        todo = [seed for seed in seeds if dense.name not in saved[seed]]
+        if todo:
+            t0 = time.perf_counter()
+            nets = train_mlps(train, seeds=todo, sizes=config.sizes, dropout=dense.dropout, epochs=config.epochs,
+                              test=test, progress=progress, **t)
+            record(dense, todo, nets, time.perf_counter() - t0)
+        todo = [seed for seed in seeds if pruned.name not in saved[seed]]
+        if todo:
+            t0 = time.perf_counter()
+            nets = prune_mlps([copy.deepcopy(saved[seed][dense.name][0]) for seed in todo], train, seeds=todo,
+                              epochs=config.prune_epochs, test=test, progress=progress, l1=t["l1"], l2=t["l2"])
+            record(pruned, todo, nets, time.perf_counter() - t0)
+    return time.perf_counter() - t_start
+
+
 def _run_local(config, train, test, models, log, progress):
     """Every seed in this process, each network saved as soon as it is trained."""
     from .training import save_model
 
     rows, examples = [], {}
     times = dict.fromkeys(_TIMES, 0.0)
+    if config.stack:
+        times["stacked_training_seconds"] = _train_stacked(config, train, test, models, log, progress)
+        times["training_seconds"] += times["stacked_training_seconds"]
     for i in range(config.networks):
         seed = config.seed + i
         out = _run_seed(config, seed, train, test, _saved(models, config, seed), log, progress,
@@ -512,6 +675,9 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
 
     if executor is not None:
         check_executor(executor)
+        if config.stack:
+            raise ValueError("stacked training runs in this process; an executor runs one seed per task: "
+                             "use one or the other")
     t_start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -519,7 +685,9 @@ def reproduce(config: ReproduceConfig, out: str | Path, *, models: str | Path | 
     models.mkdir(parents=True, exist_ok=True)
     train, test, source = _load_data(config, log, download)
     log(f"netmod reproduce: {config.dataset} ({len(train[1])} train / {len(test[1])} test images), "
-        f"{config.networks} network(s) x {len(CONDITIONS)} conditions, protocol {config.protocol}")
+        f"{config.networks} network(s) x {len(config.conditions)} conditions"
+        f"{'' if config.variant == 'standard' else ' (' + config.variant + ')'}, protocol {config.protocol}"
+        f"{', seeds trained stacked' if config.stack else ''}")
 
     with _torch_threads(config.n_threads):
         if executor is None:

@@ -23,13 +23,15 @@ def versions() -> dict[str, str]:
         Package name -> version string, plus the Python version and
         ``simd``: which build of the native kernel computed the numbers
         (``avx2+fma`` or the portable ``sse2``/``baseline``; see
-        ``netmod._native``).
+        ``netmod._native``), and ``git_commit``: the commit of the netmod
+        source tree the numbers came from, with ``+dirty`` when tracked files
+        differ from it, or "none (installed package)" outside a git checkout.
 
     Examples
     --------
     >>> import netmod
-    >>> sorted(netmod.versions())[:2]
-    ['igraph', 'netmod']
+    >>> sorted(netmod.versions())[:3]
+    ['git_commit', 'igraph', 'netmod']
     """
     return dict(_versions())
 
@@ -40,13 +42,36 @@ def _versions() -> tuple:
 
     from ._native import core
 
-    out = {"python": platform.python_version(), "simd": str(core.simd)}
+    out = {"python": platform.python_version(), "simd": str(core.simd), "git_commit": _git_commit()}
     for name in ("netmod", "numpy", "scipy", "igraph"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "unknown"
     return tuple(sorted(out.items()))
+
+
+def _git_commit() -> str:
+    """The commit of the git checkout netmod runs from (``src/netmod`` of it), "+dirty" if tracked files differ."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    none = "none (installed package)"
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, timeout=30,
+                              check=True).stdout.strip()
+
+    try:
+        top = Path(git("rev-parse", "--show-toplevel"))
+        if (top / "src" / "netmod").resolve() != here:
+            return none
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return none
+    return commit + ("+dirty" if dirty else "")
 
 
 def frozen_array(a: Any, dtype: Any = None) -> np.ndarray:

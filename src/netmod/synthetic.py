@@ -15,6 +15,7 @@ from ._validate import check_int, check_seed
 __all__ = [
     "glorot_weights",
     "glorot_conv_kernels",
+    "clusterable_factors",
     "clusterable_weights",
     "clusterable_conv_kernels",
     "prune_by_magnitude",
@@ -144,18 +145,49 @@ def clusterable_weights(
     >>> bool((w[0] == glorot_weights([6, 5, 4], seed=1)[0]).all())
     True
     """
+    weights = glorot_weights(_check_sizes(sizes), seed=check_seed(seed))
+    factors = clusterable_factors(sizes, n_modules=n_modules, within=within, across=across,
+                                  first_layer=first_layer, seed=seed)
+    return [w * f for w, f in zip(weights, factors)]
+
+
+def clusterable_factors(
+    sizes: Sequence[int],
+    *,
+    n_modules: int = 10,
+    within: float = 4.6,
+    across: float = 0.6,
+    first_layer: bool = False,
+    seed: int | None = 0,
+) -> list:
+    """The factors of the clusterable initialisation: what :func:`clusterable_weights` multiplies
+    Glorot weights by (1 in the first layer unless ``first_layer``), for any initial weights.
+
+    The modules are drawn from ``np.random.default_rng([seed, 1])``, layer by layer after the inputs.
+
+    Returns
+    -------
+    list of ndarray
+        (in, out) float64 matrices of ``within``, ``across`` (or 1.0).
+
+    Examples
+    --------
+    >>> f = clusterable_factors([3, 4, 2], n_modules=2, seed=0)
+    >>> bool((f[0] == 1).all()), sorted(set(f[1].ravel().tolist()))
+    (True, [0.6, 4.6])
+    """
     sizes = _check_sizes(sizes)
     n_modules = check_int(n_modules, "n_modules", 1)
     seed = check_seed(seed)
-    weights = glorot_weights(sizes, seed=seed)
     rng = np.random.default_rng([seed, 1])
     modules = [None] + [rng.integers(0, n_modules, size=s) for s in sizes[1:]]
     if first_layer:  # drawn after the others: the hidden units keep their modules
         modules[0] = rng.integers(0, n_modules, size=sizes[0])
-    for l in range(0 if first_layer else 1, len(weights)):
+    factors = [np.ones((a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    for l in range(0 if first_layer else 1, len(factors)):
         same = modules[l][:, None] == modules[l + 1][None, :]
-        weights[l] = weights[l] * np.where(same, float(within), float(across))
-    return weights
+        factors[l] = np.where(same, float(within), float(across))
+    return factors
 
 
 def clusterable_conv_kernels(

@@ -35,14 +35,18 @@ __all__ = [
     "TrainResult",
     "balance_hidden_units",
     "clusterability_penalty",
+    "INITS",
     "evaluate",
+    "initial_mlp",
     "load_model",
     "polynomial_sparsity",
     "prune_mlp",
+    "prune_mlps",
     "regularization",
     "save_model",
     "smallest_mask",
     "train_mlp",
+    "train_mlps",
 ]
 
 ADAM_EPS = 1e-7  # Keras' default; PyTorch's is 1e-8
@@ -458,6 +462,7 @@ def train_mlp(
     progress: bool | None = None,
     clusterability: float = 0.0,
     clusterability_eigenvalues: int = 3,
+    init: str = "glorot",
 ) -> tuple:
     """Train an MLP with the papers' protocol: ReLU, cross-entropy, Adam(1e-3), batch 128.
 
@@ -478,6 +483,9 @@ def train_mlp(
         first step, then one sweep after every optimiser step. 0 trains exactly as without it.
     clusterability_eigenvalues : int, default 3
         m, the number of eigenvalues (2..m+1) in the penalty.
+    init : {"glorot", "clusterable"}, default "glorot"
+        The initialisation (:func:`initial_mlp`): Keras' Glorot-uniform, or the
+        2021 clusterable initialisation.
 
     Returns
     -------
@@ -495,7 +503,7 @@ def train_mlp(
     seed = check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = keras_like_mlp(sizes, dropout=dropout, seed=seed)
+        model = initial_mlp(sizes, dropout=dropout, seed=seed, init=init)
         lam, m, balanced = _check_clusterability(model, clusterability, clusterability_eigenvalues)
         gen = torch.Generator().manual_seed(_offset(seed, 1))
         x, y = _tensors(*train)
@@ -645,3 +653,297 @@ def load_model(path: str | Path) -> tuple:
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     model.eval()
     return model, meta
+
+
+# --- several seeds at once ----------------------------------------------------------------
+
+INITS = ("glorot", "clusterable")
+"""Initialisations of :func:`train_mlp` and :func:`train_mlps` (REFERENCE.md 5)."""
+
+
+def initial_mlp(sizes: Sequence[int], *, dropout: float = 0.0, seed: int = 0, init: str = "glorot") -> nn.Sequential:
+    """The untrained network of a training run: Keras' Glorot-uniform weights and zero biases, or the
+    2021 "clusterable initialisation" (REFERENCE.md 5).
+
+    ``init="clusterable"`` multiplies the Glorot weights by
+    :func:`netmod.synthetic.clusterable_factors` (10 random modules over every
+    unit after the inputs, x4.6 within a module, x0.6 across, the first layer
+    untouched; the module draw is seeded by ``seed``).
+
+    Examples
+    --------
+    >>> a = initial_mlp([6, 5, 4], seed=1)
+    >>> b = initial_mlp([6, 5, 4], seed=1, init="clusterable")
+    >>> bool(torch.equal(a[0].weight, b[0].weight)), bool(torch.equal(a[2].weight, b[2].weight))
+    (True, False)
+    """
+    from ._validate import check_choice
+
+    check_choice(init, "init", INITS)
+    model = keras_like_mlp(sizes, dropout=dropout, seed=seed)
+    if init == "clusterable":
+        from .synthetic import clusterable_factors
+
+        factors = clusterable_factors([int(s) for s in sizes], seed=seed)
+        with torch.no_grad():
+            for m, f in zip(_linears(model), factors):
+                m.weight.mul_(torch.from_numpy(f.T).to(m.weight.dtype))
+    return model
+
+
+class _Stack:
+    """S MLPs of one shape as stacked tensors: weights (S, in, out), biases (S, 1, out), optional masks.
+
+    The forward of seed s is exactly its own network's (h @ W_s + b_s, ReLU, dropout with the seed's
+    own masks); the loss is the sum of the seeds' losses, so each seed's gradient, and so its Adam
+    step (elementwise), is its own.
+    """
+
+    def __init__(self, models: list, dropout: float, seeds: list, stream: int):
+        linears = [_linears(m) for m in models]
+        self.weights = [torch.stack([ls[i].weight.detach().t() for ls in linears]).contiguous().requires_grad_()
+                        for i in range(len(linears[0]))]
+        self.biases = [torch.stack([ls[i].bias.detach()[None, :] for ls in linears]).contiguous().requires_grad_()
+                       for i in range(len(linears[0]))]
+        self.masks = None
+        self.dropout = float(dropout)
+        self.rngs = [np.random.default_rng([seed, stream]) for seed in seeds]
+
+    def params(self) -> list:
+        return self.weights + self.biases
+
+    def effective(self) -> list:
+        return self.weights if self.masks is None else [w * m for w, m in zip(self.weights, self.masks)]
+
+    def _dropout_mask(self, shape: tuple) -> torch.Tensor:
+        """(S, B, n) keep-masks scaled by 1/(1-p), each seed's from its own generator."""
+        s, b, n = shape
+        keep = 1.0 - self.dropout
+        if self.dropout == 0.5:  # one random bit per unit
+            bits = [np.unpackbits(np.frombuffer(r.bytes(-(-b * n // 8)), dtype=np.uint8))[: b * n] for r in self.rngs]
+            mask = np.stack(bits).reshape(s, b, n).astype(np.float32)
+        else:
+            mask = np.stack([r.random((b, n), dtype=np.float32) < keep for r in self.rngs]).astype(np.float32)
+        return torch.from_numpy(mask).mul_(1.0 / keep)
+
+    def forward(self, x: torch.Tensor, weights: list) -> torch.Tensor:
+        h = x
+        last = len(weights) - 1
+        for i, (w, b) in enumerate(zip(weights, self.biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = torch.relu(h)
+                if self.dropout > 0:
+                    h = h * self._dropout_mask(tuple(h.shape))
+        return h
+
+    def regularization(self, weights: list, l1: float, l2: float) -> torch.Tensor:
+        """Each seed's l1 * sum|W| + l2 * sum W^2 (as :func:`regularization`): shape (S,)."""
+        total = torch.zeros(weights[0].shape[0])
+        for w in weights:
+            if l1:
+                total = total + l1 * w.abs().sum(dim=(1, 2))
+            if l2:
+                total = total + l2 * (w**2).sum(dim=(1, 2))
+        return total
+
+    @torch.no_grad()
+    def prune_to(self, sparsity: float) -> None:
+        """Each seed's layer re-pruned to ``sparsity`` by current magnitude (as :func:`prune_mlp`)."""
+        if self.masks is None:
+            self.masks = [torch.ones_like(w) for w in self.weights]
+        for w, m in zip(self.weights, self.masks):
+            k = round(sparsity * w[0].numel())
+            for s in range(w.shape[0]):
+                # Transposed back to torch's (out, in) order, so ties fall as in prune_mlp.
+                magnitude = (w[s] * m[s]).abs().t().reshape(-1)
+                m[s].copy_(smallest_mask(magnitude, k).reshape(m[s].shape[::-1]).t())
+
+    @torch.no_grad()
+    def write_back(self, models: list) -> None:
+        for s, model in enumerate(models):
+            for i, lin in enumerate(_linears(model)):
+                w = self.weights[i][s] if self.masks is None else self.weights[i][s] * self.masks[i][s]
+                lin.weight.copy_(w.t())
+                lin.bias.copy_(self.biases[i][s, 0])
+
+
+def _stacked_epochs(stack: _Stack, x, y, gens, *, epochs, batch_size, lr, l1, l2, on_step=None, progress=None,
+                    desc="train") -> list:
+    """:func:`_epochs` for a stack: per-seed batch orders from ``gens``; per-seed mean losses per epoch."""
+    from tqdm.auto import tqdm
+
+    try:
+        opt = torch.optim.Adam(stack.params(), lr=lr, eps=ADAM_EPS, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a torch without the fused CPU Adam
+        opt = torch.optim.Adam(stack.params(), lr=lr, eps=ADAM_EPS)
+    s = len(gens)
+    losses = [[] for _ in range(s)]
+    step = 0
+    disable = None if progress is None else not progress
+    for _ in tqdm(range(epochs), desc=f"{desc} x{s}", unit="epoch", disable=disable, leave=False):
+        order = torch.stack([torch.randperm(len(x), generator=g) for g in gens])
+        total = torch.zeros(s, dtype=torch.float64)
+        for i in range(0, len(x), batch_size):
+            idx = order[:, i : i + batch_size]
+            for p in stack.params():
+                p.grad = None
+            weights = stack.effective()
+            logits = stack.forward(x[idx], weights)
+            per_seed = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[idx].reshape(-1),
+                                                   reduction="none").reshape(s, -1).mean(dim=1)
+            per_seed = per_seed + stack.regularization(weights, l1, l2)
+            per_seed.sum().backward()
+            total += per_seed.detach().double() * idx.shape[1]
+            opt.step()
+            step += 1
+            if on_step is not None:
+                on_step(step)
+        for j in range(s):
+            losses[j].append(float(total[j]) / len(x))
+    return losses
+
+
+def _check_seeds(seeds) -> list:
+    seeds = [check_seed(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct seeds, got {seeds}")
+    return seeds
+
+
+def train_mlps(
+    train: tuple,
+    *,
+    seeds: Sequence[int],
+    sizes: Sequence[int] = (784, 256, 256, 256, 256, 10),
+    dropout: float = 0.0,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    init: str = "glorot",
+    test: tuple | None = None,
+    progress: bool | None = None,
+) -> list:
+    """Train one network per seed at once: the seeds stacked as one batched network.
+
+    Each seed's network is :func:`train_mlp`'s protocol with that seed's
+    initialisation (:func:`initial_mlp`) and batch order, its own dropout
+    masks, its own loss and its own Adam state; the matrix products of all
+    seeds run as batched products (``torch.baddbmm``), which uses the cores
+    better than one small network at a time (``bench/bench_training.py``).
+    The networks are not bit-identical to :func:`train_mlp`'s: the dropout
+    masks come from a per-seed numpy generator, and batched products sum in
+    another order. A seed's masks and batch order do not depend on the
+    other seeds of the stack.
+
+    Parameters
+    ----------
+    train, test, sizes, dropout, epochs, batch_size, lr, l1, l2 : as :func:`train_mlp`
+    seeds : sequence of int
+        Distinct seeds, one network each.
+    init : {"glorot", "clusterable"}
+        See :func:`initial_mlp`.
+
+    Returns
+    -------
+    list of (nn.Sequential, TrainResult), in the order of ``seeds``
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.integers(0, 256, (64, 4, 4)), rng.integers(0, 3, 64)
+    >>> nets = train_mlps(data, seeds=[0, 1], sizes=(16, 8, 3), epochs=2, batch_size=32, progress=False)
+    >>> [len(r.losses) for _, r in nets]
+    [2, 2]
+    """
+    seeds = _check_seeds(seeds)
+    check_int(epochs, "epochs", 1)
+    check_int(batch_size, "batch_size", 1)
+    models = [initial_mlp(sizes, dropout=dropout, seed=s, init=init) for s in seeds]
+    stack = _Stack(models, dropout, seeds, stream=4)
+    gens = [torch.Generator().manual_seed(_offset(s, 1)) for s in seeds]
+    x, y = _tensors(*train)
+    losses = _stacked_epochs(stack, x, y, gens, epochs=epochs, batch_size=batch_size, lr=lr, l1=l1, l2=l2,
+                             progress=progress)
+    stack.write_back(models)
+    out = []
+    for model, loss in zip(models, losses):
+        result = TrainResult(losses=loss)
+        if test is not None:
+            result.test_accuracy = evaluate(model, *test)
+        model.eval()
+        out.append((model, result))
+    return out
+
+
+def prune_mlps(
+    models: Sequence[nn.Module],
+    train: tuple,
+    *,
+    seeds: Sequence[int],
+    epochs: int = 20,
+    initial_sparsity: float = 0.5,
+    final_sparsity: float = 0.9,
+    power: float = 3,
+    frequency: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    test: tuple | None = None,
+    progress: bool | None = None,
+) -> list:
+    """:func:`prune_mlp` for several networks of one shape at once (stacked, as :func:`train_mlps`).
+
+    Network j continues training with seed ``seeds[j]`` (batch order, dropout
+    masks) under per-layer magnitude pruning on the polynomial schedule, the
+    masks recomputed every ``frequency`` steps from the magnitudes of the
+    masked weights, so pruned weights stay pruned. The models are changed in
+    place (their weights end pruned, with no reparametrisation left) and
+    returned with their results.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> data = rng.integers(0, 256, (64, 4, 4)), rng.integers(0, 3, 64)
+    >>> nets = train_mlps(data, seeds=[0, 1], sizes=(16, 8, 3), epochs=1, batch_size=32, progress=False)
+    >>> pruned = prune_mlps([m for m, _ in nets], data, seeds=[0, 1], epochs=2, batch_size=32, progress=False)
+    >>> [round(s, 2) for s in pruned[0][1].sparsity]
+    [0.9, 0.92]
+    """
+    seeds = _check_seeds(seeds)
+    models = list(models)
+    if len(models) != len(seeds):
+        raise ValueError(f"one seed per model: {len(models)} models, {len(seeds)} seeds")
+    shapes = {tuple(tuple(m.weight.shape) for m in _linears(model)) for model in models}
+    if len(shapes) != 1 or any(prune.is_pruned(m) for model in models for m in _linears(model)):
+        raise ValueError(f"prune_mlps needs networks of one shape without live pruning, got shapes {shapes}")
+    dropouts = {next((m.p for m in model.modules() if isinstance(m, nn.Dropout)), 0.0) for model in models}
+    if len(dropouts) != 1:
+        raise ValueError(f"prune_mlps needs networks with one dropout rate, got {sorted(dropouts)}")
+    x, y = _tensors(*train)
+    total = epochs * -(-len(x) // batch_size)
+    stack = _Stack(models, dropouts.pop(), seeds, stream=5)
+
+    def on_step(step):
+        if step % frequency == 0 or step == total:
+            stack.prune_to(polynomial_sparsity(step, total, initial=initial_sparsity, final=final_sparsity,
+                                               power=power))
+
+    for model in models:
+        model.train()
+    stack.prune_to(initial_sparsity)
+    gens = [torch.Generator().manual_seed(_offset(s, 3)) for s in seeds]
+    losses = _stacked_epochs(stack, x, y, gens, epochs=epochs, batch_size=batch_size, lr=lr, l1=l1, l2=l2,
+                             on_step=on_step, progress=progress, desc="prune")
+    stack.write_back(models)
+    out = []
+    for model, loss in zip(models, losses):
+        result = TrainResult(losses=loss, sparsity=[float((m.weight == 0).float().mean()) for m in _linears(model)])
+        if test is not None:
+            result.test_accuracy = evaluate(model, *test)
+        model.eval()
+        out.append((model, result))
+    return out
